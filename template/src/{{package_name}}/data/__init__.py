@@ -1,0 +1,1 @@
+"""Data: load, validate and split the dataset (plain pandas / scikit-learn, no ZenML)."""

@@ -1,0 +1,67 @@
+"""Validate a dataset before training: required columns, types, missing values, label set."""
+
+from collections.abc import Sequence
+
+import pandas as pd
+from pandas.api import types
+
+from ..errors import DataValidationError
+
+
+def _supported(column: pd.Series) -> bool:
+    return (
+        types.is_numeric_dtype(column)
+        or types.is_bool_dtype(column)
+        or types.is_string_dtype(column)
+        or isinstance(column.dtype, pd.CategoricalDtype)
+    )
+
+
+def validate_dataset(
+    frame: pd.DataFrame,
+    target: str,
+    features: Sequence[str] = (),
+    labels: Sequence[int | str] = (),
+    max_missing_fraction: float = 0.0,
+) -> pd.DataFrame:
+    """Return the feature and target columns, or raise DataValidationError naming the column
+    and the rule it breaks."""
+    if frame.empty:
+        raise DataValidationError("dataset has no rows")
+    features = list(features) or [column for column in frame.columns if column != target]
+    if target in features:
+        raise DataValidationError(f"column '{target}' is the target and cannot be a feature")
+    missing = [column for column in [*features, target] if column not in frame.columns]
+    if missing:
+        names = ", ".join(f"'{column}'" for column in missing)
+        raise DataValidationError(f"missing required column(s): {names}")
+    if not features:
+        raise DataValidationError(f"dataset has no feature columns besides the target '{target}'")
+
+    for column in features:
+        if not _supported(frame[column]):
+            raise DataValidationError(
+                f"column '{column}' has unsupported type {frame[column].dtype}: "
+                "use numbers, booleans or text categories"
+            )
+        fraction = float(frame[column].isna().mean())
+        if fraction > max_missing_fraction:
+            raise DataValidationError(
+                f"column '{column}' has {fraction:.1%} missing values "
+                f"(data.max_missing_fraction allows {max_missing_fraction:.1%})"
+            )
+
+    y = frame[target]
+    if y.isna().any():
+        raise DataValidationError(
+            f"target column '{target}' has {int(y.isna().sum())} missing value(s)"
+        )
+    if labels:
+        unseen = sorted({str(label) for label in y.unique()} - {str(label) for label in labels})
+        if unseen:
+            raise DataValidationError(
+                f"target column '{target}' has label(s) {unseen} not in data.labels {list(labels)}"
+            )
+    if y.nunique() < 2:
+        raise DataValidationError(f"target column '{target}' needs at least two classes")
+    return frame[[*features, target]].reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (and later plots and model cards), framework-blind."""

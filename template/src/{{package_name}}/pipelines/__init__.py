@@ -1,0 +1,1 @@
+"""ZenML pipelines, one per lifecycle stage, each configured by a YAML file under configs/."""

@@ -1,0 +1,1 @@
+"""ZenML steps: thin wrappers that call the plain functions in data/, models/, evaluation/."""
