@@ -68,9 +68,10 @@ def _sync_component(client: Client, component_type: StackComponentType, spec: di
             f"{component_type.value} '{name}' already exists with flavor '{existing.flavor_name}', "
             f"not '{flavor}': rename it in stacks/ or delete it with zenml"
         )
-    stale = {key: None for key in existing.configuration if key not in configuration}
     if existing.configuration != configuration:
-        client.update_stack_component(name, component_type, configuration={**stale, **configuration})
+        stale = {key: None for key in existing.configuration if key not in configuration}
+        changed = {**stale, **configuration}
+        client.update_stack_component(name, component_type, configuration=changed)
         return f"updated {component_type.value} {name}"
     return None
 

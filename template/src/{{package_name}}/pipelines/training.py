@@ -1,6 +1,10 @@
 """Training pipeline: load -> validate -> split -> train -> evaluate -> register."""
 
+from pathlib import Path
+
 from zenml import Model, pipeline
+from zenml.enums import ExecutionMode
+from zenml.utils import source_utils
 
 from ..config import DataConfig, ModelConfig, SplitConfig, TrainingConfig
 from ..data.load import source_fingerprint
@@ -10,7 +14,8 @@ from ..steps.registration import register
 from ..steps.training import train
 
 
-@pipeline
+# FAIL_FAST re-raises a failing step's own exception, so the CLI can report it in one line.
+@pipeline(execution_mode=ExecutionMode.FAIL_FAST)
 def training_pipeline(
     data: DataConfig,
     split: SplitConfig,
@@ -28,8 +33,11 @@ def training_pipeline(
 
 def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dict, dict]:
     """Run the pipeline for a validated config; return the registered model and its metrics."""
+    # Steps must load as `<package>.steps...` (from src/), not as `src.<package>...` (from the
+    # ZenML repository root): one copy of every module and of every exception class.
+    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[2]))
     run = training_pipeline.with_options(
-        model=Model(name=config.registry.model_name, description="Trained by the training pipeline"),
+        model=Model(name=config.registry.model_name, description="Trained by training_pipeline"),
         enable_cache=enable_cache,
     )(
         data=config.data,

@@ -19,9 +19,7 @@ def load_data(source: str, fingerprint: str) -> Annotated[pd.DataFrame, "raw_dat
 
 @step
 def validate_data(raw: pd.DataFrame, data: DataConfig) -> Annotated[pd.DataFrame, "dataset"]:
-    return validate_dataset(
-        raw, data.target, data.features, data.labels, data.max_missing_fraction
-    )
+    return validate_dataset(raw, data.target, data.features, data.labels, data.max_missing_fraction)
 
 
 @step

@@ -1,0 +1,1 @@
+"""Model Registry: registration (and later aliases, the validation gate, rollback) on MLflow."""
