@@ -1,0 +1,38 @@
+# The template's own commands. `make help` lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+DEMO_DIR := build/demo
+
+.PHONY: help uv test test-fast lint demo clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+uv: ## Make sure uv is available (installs it with pip if missing)
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv || \
+		{ echo "Could not install uv: see https://docs.astral.sh/uv/getting-started/installation/"; exit 1; }
+
+test: uv ## Install the test environment and run every template test
+	$(UV) sync --locked
+	$(UV) run pytest
+
+test-fast: uv ## Only the render and validator tests (seconds)
+	$(UV) sync --locked
+	$(UV) run pytest -m "not lifecycle"
+
+lint: uv ## Lint the template's own Python code
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+demo: uv ## Render the template with defaults into build/demo, set it up and train
+	$(UV) sync --locked
+	rm -rf $(DEMO_DIR)
+	$(UV) run copier copy --trust --defaults --vcs-ref HEAD -d project_name="Demo Project" . $(DEMO_DIR)
+	$(MAKE) -C $(DEMO_DIR) setup train
+	@echo
+	@echo "Demo project: $(DEMO_DIR)"
+	@echo "MLflow UI:    cd $(DEMO_DIR) && make mlflow-ui   (then open http://127.0.0.1:5000)"
+
+clean: ## Remove build/ and the test environment
+	rm -rf build .venv .pytest_cache .ruff_cache

@@ -1,0 +1,115 @@
+"""Fixtures for the template's tests: rendering, an isolated ZenML store, a real MLflow server.
+
+ZenML state lives in a temporary directory for the whole session (ZENML_CONFIG_PATH), so the
+tests never touch ~/.config/zenml; servers are stopped by process group when the session ends.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import copier
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+
+# Set before anything could import zenml: the whole session uses a throwaway ZenML store.
+_SESSION_ZENML = Path(tempfile.mkdtemp(prefix="template-tests-zenml-"))
+os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_ZENML)
+os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def render(destination: Path, **answers: str) -> Path:
+    """Render the template (the working tree, uncommitted changes included) with these answers
+    and defaults for the rest."""
+    answers.setdefault("project_name", "Fraud Detector")
+    copier.run_copy(
+        str(TEMPLATE),
+        destination,
+        data=answers,
+        defaults=True,
+        unsafe=True,
+        vcs_ref="HEAD",
+        quiet=True,
+    )
+    return destination
+
+
+def run(command: list[str] | str, cwd: Path, env: dict | None = None, timeout: int = 900):
+    """Run a command, failing the test with its output when it fails."""
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        shell=isinstance(command, str),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{command} exited {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(uri: str, process: subprocess.Popen, log: Path, seconds: int = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2)
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server at {uri} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_zenml() -> Iterator[Path]:
+    _SESSION_ZENML.mkdir(parents=True, exist_ok=True)
+    yield _SESSION_ZENML
+    shutil.rmtree(_SESSION_ZENML, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server`: sqlite backend, local artifacts, a free 127.0.0.1 port."""
+    workdir = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log = workdir / "server.log"
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    command = [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}"]
+    command += ["--artifacts-destination", str(workdir / "artifacts")]
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        start_new_session=True,
+    )
+    try:
+        wait_until_healthy(uri, process, log)
+        yield uri
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)

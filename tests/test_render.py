@@ -1,0 +1,199 @@
+"""What `copier copy` generates, for a matrix of answers covering every value of every choice."""
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import render
+
+ANSWER_SETS = {
+    "defaults": {},
+    "mit-312-https": {
+        "project_name": "Churn Model",
+        "license": "MIT",
+        "python_version": "3.12",
+        "mlflow_tracking_uri": "https://mlflow.example.com",
+        "author_name": "Ana \"Data\" O'Neil",
+        "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough to '
+        "run well past the one hundred characters a line may have in the generated code.",
+    },
+    "bsd-310-http": {
+        "project_name": "credit-risk",
+        "package_name": "credit_risk_v2",
+        "license": "BSD-3-Clause",
+        "python_version": "3.10",
+        "mlflow_tracking_uri": "http://127.0.0.1:5000",
+    },
+    "proprietary-313-ipv6": {
+        "project_name": "Ops",
+        "package_name": "ops_models",
+        "license": "Proprietary",
+        "python_version": "3.13",
+        "mlflow_tracking_uri": "http://[::1]:8080/mlflow",
+    },
+}
+
+PACKAGE_FILES = [
+    "__init__.py",
+    "__main__.py",
+    "cli.py",
+    "config.py",
+    "errors.py",
+    "stack.py",
+    "tracker.py",
+    "data/__init__.py",
+    "data/load.py",
+    "data/split.py",
+    "data/validate.py",
+    "evaluation/__init__.py",
+    "evaluation/metrics.py",
+    "models/__init__.py",
+    "pipelines/__init__.py",
+    "pipelines/training.py",
+    "registry/__init__.py",
+    "registry/registration.py",
+    "steps/__init__.py",
+    "steps/data.py",
+    "steps/evaluation.py",
+    "steps/registration.py",
+    "steps/training.py",
+]
+PROJECT_FILES = [
+    ".copier-answers.yml",
+    ".gitignore",
+    ".python-version",
+    "LICENSE",
+    "Makefile",
+    "README.md",
+    "pyproject.toml",
+    "configs/training.yaml",
+    "stacks/local.yaml",
+    "tests/conftest.py",
+    "tests/test_config.py",
+    "tests/test_data.py",
+    "tests/test_e2e.py",
+    "tests/test_metrics.py",
+    "tests/test_stack.py",
+]
+FRAMEWORK_FILES = {
+    "sklearn": ["src/{package}/models/sklearn.py", "tests/test_model_sklearn.py"],
+}
+
+
+def expected_files(package: str, framework: str = "sklearn") -> set[str]:
+    files = {*PROJECT_FILES, *(f"src/{package}/{name}" for name in PACKAGE_FILES)}
+    return files | {name.format(package=package) for name in FRAMEWORK_FILES[framework]}
+
+
+@pytest.fixture(scope="module", params=list(ANSWER_SETS), ids=list(ANSWER_SETS))
+def rendered(request, tmp_path_factory) -> tuple[Path, dict]:
+    answers = ANSWER_SETS[request.param]
+    project = render(tmp_path_factory.mktemp(request.param) / "project", **answers)
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    return project, recorded
+
+
+def test_exact_file_set(rendered):
+    project, answers = rendered
+    files = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
+    assert files == expected_files(answers["package_name"], answers["model_framework"])
+
+
+def test_no_template_syntax_is_left_over(rendered):
+    project, _ = rendered
+    for path in project.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            for marker in ("{{", "{%", "{#"):
+                assert marker not in text, f"{marker!r} left in {path.relative_to(project)}"
+
+
+def test_generated_code_is_ruff_clean_as_rendered(rendered):
+    project, _ = rendered
+    ruff = [sys.executable, "-m", "ruff"]
+    for check in (["check", "--no-cache", "."], ["format", "--check", "--no-cache", "."]):
+        result = subprocess.run(ruff + check, cwd=project, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_answers_file_records_every_answer(rendered):
+    project, answers = rendered
+    for question in ("project_name", "package_name", "license", "python_version"):
+        assert question in answers
+    assert {"model_framework", "mlflow_tracking_uri", "author_email", "_src_path"} <= set(answers)
+    assert "reserved_package_names" not in answers
+
+
+def test_pyproject_describes_the_package(rendered):
+    project, answers = rendered
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    package = answers["package_name"]
+    assert pyproject["project"]["name"] == package.replace("_", "-")
+    assert pyproject["project"]["requires-python"] == f">={answers['python_version']}"
+    assert pyproject["project"]["scripts"] == {package: f"{package}.cli:main"}
+    assert pyproject["project"]["authors"][0]["name"] == answers["author_name"]
+    dependencies = pyproject["project"]["dependencies"]
+    assert "zenml[local]==0.98.*" in dependencies and "mlflow>=3,<4" in dependencies
+    assert pyproject["dependency-groups"]["dev"] == ["pytest>=8", "ruff>=0.8"]
+    if answers["license"] == "Proprietary":
+        assert "license" not in pyproject["project"]
+    else:
+        assert pyproject["project"]["license"] == answers["license"]
+    assert (project / ".python-version").read_text().strip() == answers["python_version"]
+
+
+def test_license_file_matches_the_answer(rendered):
+    project, answers = rendered
+    text = (project / "LICENSE").read_text()
+    first_line = {
+        "Apache-2.0": "Apache License",
+        "MIT": "MIT License",
+        "BSD-3-Clause": "BSD 3-Clause License",
+        "Proprietary": f"Copyright (c) {answers['author_name']}. All rights reserved.",
+    }[answers["license"]]
+    assert text.strip().splitlines()[0].strip() == first_line
+    if answers["license"] != "Apache-2.0":
+        assert answers["author_name"] in text
+
+
+def test_stack_tracks_to_the_answered_uri(rendered):
+    project, answers = rendered
+    stack = yaml.safe_load((project / "stacks" / "local.yaml").read_text())
+    package = answers["package_name"]
+    assert stack["name"] == f"{package}-local"
+    tracker = stack["components"]["experiment_tracker"]
+    assert tracker["flavor"] == "mlflow"
+    assert tracker["configuration"]["tracking_uri"] == answers["mlflow_tracking_uri"]
+    assert stack["components"]["model_registry"]["flavor"] == "mlflow"
+    assert stack["components"]["model_deployer"]["flavor"] == "mlflow"
+
+
+def test_training_config_names_the_package_model(rendered):
+    project, answers = rendered
+    config = yaml.safe_load((project / "configs" / "training.yaml").read_text())
+    assert config["registry"]["model_name"] == answers["package_name"]
+    assert config["data"]["source"] == "sklearn:breast_cancer"
+
+
+def test_readme_tells_what_to_run(rendered):
+    project, answers = rendered
+    readme = (project / "README.md").read_text()
+    assert readme.startswith(f"# {answers['project_name']}\n")
+    for command in ("make setup", "make train", "make test", "make mlflow-ui"):
+        assert command in readme
+    if answers["mlflow_tracking_uri"]:
+        assert answers["mlflow_tracking_uri"] in readme
+    else:
+        assert "embedded" in readme
+
+
+def test_makefile_has_the_documented_targets(rendered):
+    project, _ = rendered
+    makefile = (project / "Makefile").read_text()
+    for target in ("setup", "stack", "train", "test", "lint", "mlflow-ui"):
+        assert f"\n{target}:" in makefile
+    assert "sync --python $(PYTHON_VERSION)" in makefile
