@@ -45,11 +45,13 @@ def render(destination: Path, **answers: str) -> Path:
 
 
 def run(command: list[str] | str, cwd: Path, env: dict | None = None, timeout: int = 900):
-    """Run a command, failing the test with its output when it fails."""
+    """Run a command, failing the test with its output when it fails. The tracking URI is only
+    what `env` says (mlflow.set_tracking_uri in a test exports MLFLOW_TRACKING_URI)."""
+    base = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     result = subprocess.run(
         command,
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**base, **(env or {})},
         shell=isinstance(command, str),
         capture_output=True,
         text=True,

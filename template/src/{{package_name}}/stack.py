@@ -83,11 +83,11 @@ def register_stack(name: str = "local", root: Path | None = None) -> list[str]:
     """
     root = root or find_project_root()
     spec = load_stack_spec(name, root)
-    client = Client()
     changes = []
     if not (root / ".zen").is_dir():
-        Client.initialize(root)  # same as `zenml init`: pipelines find their sources from here
+        Client.initialize(root)  # `zenml init`: the active stack is then remembered per project
         changes.append(f"initialized ZenML repository in {root}")
+    client = Client()
     components = {}
     for type_name, component in spec["components"].items():
         try:

@@ -1,0 +1,107 @@
+"""A generated project, set up and used as its README says, against real MLflow backends."""
+
+import os
+import re
+import sqlite3
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from conftest import render, run
+
+pytestmark = pytest.mark.lifecycle
+
+PACKAGE = "fraud_detector"
+METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """The default answers, rendered and set up with `make setup` (uv, install, stack)."""
+    project = render(tmp_path_factory.mktemp("lifecycle") / "fraud-detector")
+    result = run(["make", "setup"], cwd=project)
+    assert f"Stack 'local' is ready and active." in result.stdout
+    return project
+
+
+def train(project: Path, **env: str):
+    result = run(["make", "train"], cwd=project, env=env)
+    timing = re.search(r"time: +([\d.]+) s pipeline, ([\d.]+) s in this command", result.stdout)
+    assert timing, result.stdout[-2000:]
+    print(f"\n[timing] make train ({env or 'embedded'}): {timing.group(2)} s command, "
+          f"{timing.group(1)} s pipeline")
+    return result
+
+
+def latest_version(client: MlflowClient, name: str = PACKAGE):
+    versions = client.search_model_versions(f"name='{name}'")
+    assert versions, f"no version of {name} registered"
+    return max(versions, key=lambda version: int(version.version))
+
+
+def test_setup_is_idempotent(project):
+    result = run(["make", "stack"], cwd=project)
+    assert "Stack 'local' is up to date and active." in result.stdout
+
+
+def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_server):
+    result = train(project, MLFLOW_TRACKING_URI=mlflow_server)
+
+    client = MlflowClient(mlflow_server)
+    version = latest_version(client)
+    run_data = client.get_run(version.run_id).data
+    assert METRICS <= set(run_data.metrics)
+    assert run_data.metrics["roc_auc"] > 0.95
+    assert run_data.params["estimator"] == "sklearn.linear_model.LogisticRegression"
+    assert run_data.params["C"] == "1.0"
+    mlflow.set_tracking_uri(mlflow_server)
+    model = mlflow.pyfunc.load_model(f"models:/{PACKAGE}/{version.version}")
+    example = model.input_example
+    assert list(example.columns) == model.metadata.get_input_schema().input_names()
+    assert set(model.predict(example)) <= {0, 1}
+    assert f"{PACKAGE} v{version.version}" in result.stdout
+    assert f"{mlflow_server}/#/experiments/" in result.stdout
+
+
+def test_train_with_the_embedded_default_keeps_mlflow_in_the_project(project, tmp_path):
+    train(project)  # no MLFLOW_TRACKING_URI: the answer (empty) means embedded MLflow
+
+    database = project / ".zenml-artifacts" / "mlflow.db"
+    assert database.is_file()
+    client = MlflowClient(f"sqlite:///{database}")
+    version = latest_version(client)
+    assert METRICS <= set(client.get_run(version.run_id).data.metrics)
+    with sqlite3.connect(database) as connection:
+        (count,) = connection.execute("select count(*) from model_versions").fetchone()
+    assert count >= 1
+    assert not (project / "mlruns").exists() and not Path("mlruns").exists()
+
+
+def test_a_second_training_registers_the_next_version(project, mlflow_server):
+    client = MlflowClient(mlflow_server)
+    before = int(latest_version(client).version)
+    train(project, MLFLOW_TRACKING_URI=mlflow_server)
+    assert int(latest_version(client).version) == before + 1
+
+
+def test_generated_lint_and_tests_pass(project):
+    run(["make", "lint"], cwd=project)
+    result = run(["make", "test"], cwd=project, timeout=1200)
+    assert re.search(r"\d+ passed", result.stdout)
+    assert "failed" not in result.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize("python_version", ["3.10", "3.12", "3.13"])
+def test_other_python_versions_install_and_pass_unit_tests(tmp_path, python_version):
+    project = render(tmp_path / "project", python_version=python_version)
+    # uv cannot download interpreters here: point it at pyenv's, when there is one.
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{python_version}.*/bin"))
+    path = os.pathsep.join([str(p) for p in pyenv[-1:]] + [os.environ["PATH"]])
+    run(["make", "uv"], cwd=project, env={"PATH": path})
+    run(["uv", "sync", "--python", python_version], cwd=project, env={"PATH": path})
+    version = run([".venv/bin/python", "--version"], cwd=project).stdout
+    assert version.startswith(f"Python {python_version}.")
+    result = run(["make", "test-unit"], cwd=project)
+    assert re.search(r"\d+ passed", result.stdout)
