@@ -64,6 +64,15 @@ def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_serve
     assert f"{PACKAGE} v{version.version}" in result.stdout
     assert f"{mlflow_server}/#/experiments/" in result.stdout
 
+    # The ZenML Model Control Plane version of this run records the MLflow registration.
+    query = (
+        "from zenml.client import Client; "
+        f"version = Client().get_model_version('{PACKAGE}', 'latest'); "
+        "print(version.run_metadata['mlflow']['version'], version.run_metadata['metrics'])"
+    )
+    zenml_side = run([".venv/bin/python", "-c", query], cwd=project).stdout.split()
+    assert zenml_side[0] == version.version
+
 
 def test_train_with_the_embedded_default_keeps_mlflow_in_the_project(project, tmp_path):
     train(project)  # no MLFLOW_TRACKING_URI: the answer (empty) means embedded MLflow
