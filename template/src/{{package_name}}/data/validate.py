@@ -17,27 +17,16 @@ def _supported(column: pd.Series) -> bool:
     )
 
 
-def validate_dataset(
-    frame: pd.DataFrame,
-    target: str,
-    features: Sequence[str] = (),
-    labels: Sequence[int | str] = (),
-    max_missing_fraction: float = 0.0,
+def validate_features(
+    frame: pd.DataFrame, features: Sequence[str], max_missing_fraction: float = 0.0
 ) -> pd.DataFrame:
-    """Return the feature and target columns, or raise DataValidationError naming the column
-    and the rule it breaks."""
+    """The rules every model input follows, in training and in batch inference."""
     if frame.empty:
         raise DataValidationError("dataset has no rows")
-    features = list(features) or [column for column in frame.columns if column != target]
-    if target in features:
-        raise DataValidationError(f"column '{target}' is the target and cannot be a feature")
-    missing = [column for column in [*features, target] if column not in frame.columns]
+    missing = [column for column in features if column not in frame.columns]
     if missing:
         names = ", ".join(f"'{column}'" for column in missing)
         raise DataValidationError(f"missing required column(s): {names}")
-    if not features:
-        raise DataValidationError(f"dataset has no feature columns besides the target '{target}'")
-
     for column in features:
         if not _supported(frame[column]):
             raise DataValidationError(
@@ -50,6 +39,25 @@ def validate_dataset(
                 f"column '{column}' has {fraction:.1%} missing values "
                 f"(data.max_missing_fraction allows {max_missing_fraction:.1%})"
             )
+    return frame[list(features)].reset_index(drop=True)
+
+
+def validate_dataset(
+    frame: pd.DataFrame,
+    target: str,
+    features: Sequence[str] = (),
+    labels: Sequence[int | str] = (),
+    max_missing_fraction: float = 0.0,
+) -> pd.DataFrame:
+    """Return the feature and target columns, or raise DataValidationError naming the column
+    and the rule it breaks."""
+    features = list(features) or [column for column in frame.columns if column != target]
+    if target in features:
+        raise DataValidationError(f"column '{target}' is the target and cannot be a feature")
+    if not features:
+        raise DataValidationError(f"dataset has no feature columns besides the target '{target}'")
+    validate_features(frame, [*features, target], max_missing_fraction=1.0)
+    validate_features(frame, features, max_missing_fraction)
 
     y = frame[target]
     if y.isna().any():

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn import metrics
 
-METRIC_NAMES = ("accuracy", "precision", "recall", "f1", "roc_auc")
+from . import METRIC_NAMES
 
 
 def classification_metrics(
@@ -32,7 +32,7 @@ def classification_metrics(
             labels=None if binary else list(classes),
         ),
     }
-    return {name: round(float(value), 6) for name, value in scores.items()}
+    return {name: round(float(scores[name]), 6) for name in METRIC_NAMES}
 
 
 def evaluate_classifier(model, features, labels) -> dict[str, float]:

@@ -1,17 +1,16 @@
-"""Training pipeline: load -> validate -> split -> train -> evaluate -> register."""
-
-from pathlib import Path
+"""Training pipeline: load -> validate -> split -> train -> evaluate -> register -> promote."""
 
 from zenml import Model, pipeline
 from zenml.enums import ExecutionMode
-from zenml.utils import source_utils
 
-from ..config import DataConfig, ModelConfig, SplitConfig, TrainingConfig
+from ..config import DataConfig, ModelConfig, PromotionConfig, SplitConfig, TrainingConfig
 from ..data.load import source_fingerprint
 from ..steps.data import load_data, split_data, validate_data
 from ..steps.evaluation import evaluate
+from ..steps.promotion import promote
 from ..steps.registration import register
 from ..steps.training import train
+from . import use_package_sources
 
 
 # FAIL_FAST re-raises a failing step's own exception, so the CLI can report it in one line.
@@ -20,6 +19,7 @@ def training_pipeline(
     data: DataConfig,
     split: SplitConfig,
     model: ModelConfig,
+    promotion: PromotionConfig,
     model_name: str,
     data_fingerprint: str,
 ) -> None:
@@ -28,14 +28,14 @@ def training_pipeline(
     train_set, test_set = split_data(dataset, target=data.target, split=split)
     trained = train(train_set, target=data.target, model=model)
     metrics = evaluate(trained, test_set, target=data.target)
-    register(trained, train_set, target=data.target, metrics=metrics, model_name=model_name)
+    registered = register(trained, train_set, data.target, metrics=metrics, model_name=model_name)
+    promote(registered, metrics, test_set, target=data.target, promotion=promotion)
 
 
-def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dict, dict]:
-    """Run the pipeline for a validated config; return the registered model and its metrics."""
-    # Steps must load as `<package>.steps...` (from src/), not as `src.<package>...` (from the
-    # ZenML repository root): one copy of every module and of every exception class.
-    source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[2]))
+def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dict, dict, dict]:
+    """Run the pipeline for a validated config; return the registered model, its metrics and
+    the promotion verdict."""
+    use_package_sources()
     run = training_pipeline.with_options(
         model=Model(name=config.registry.model_name, description="Trained by training_pipeline"),
         enable_cache=enable_cache,
@@ -43,9 +43,11 @@ def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dic
         data=config.data,
         split=config.split,
         model=config.model,
+        promotion=config.promotion,
         model_name=config.registry.model_name,
         data_fingerprint=source_fingerprint(config.data.source),
     )
     registered = run.steps["register"].outputs["registered_model"][0].load()
     metrics = run.steps["evaluate"].outputs["metrics"][0].load()
-    return registered, metrics
+    verdict = run.steps["promote"].outputs["promotion"][0].load()
+    return registered, metrics, verdict

@@ -3,6 +3,9 @@
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 
+# Each MLflow version records the ZenML Model Control Plane version of the run that made it.
+ZENML_VERSION_TAG = "zenml_model_version"
+
 
 def register_logged_model(
     model_uri: str, name: str, description: str, tags: dict[str, str]

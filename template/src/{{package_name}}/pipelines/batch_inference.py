@@ -1,0 +1,32 @@
+"""Batch inference pipeline: resolve @champion -> load a batch -> validate and score it."""
+
+from zenml import pipeline
+from zenml.enums import ExecutionMode
+
+from ..config import BatchInferenceConfig, DataConfig
+from ..steps.batch_inference import load_batch, score_batch
+from ..steps.deployment import resolve_version
+from . import use_package_sources
+
+
+@pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
+def batch_inference_pipeline(
+    model_name: str, alias: str, source: str, target: str, max_missing_fraction: float, output: str
+) -> None:
+    model = resolve_version(model_name, alias)
+    batch = load_batch(source, target=target)
+    score_batch(batch, model, max_missing_fraction=max_missing_fraction, output=output)
+
+
+def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> dict[str, str]:
+    """Score `config.input` with the model under `config.alias`, using the training data rules."""
+    use_package_sources()
+    run = batch_inference_pipeline(
+        model_name=config.model_name,
+        alias=config.alias,
+        source=config.input,
+        target=data.target,
+        max_missing_fraction=data.max_missing_fraction,
+        output=config.output,
+    )
+    return run.steps["score_batch"].outputs["batch_predictions"][0].load()

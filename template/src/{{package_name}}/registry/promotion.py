@@ -1,0 +1,141 @@
+"""Aliases on the MLflow Model Registry: challenger and champion, the gate's verdict as tags,
+and rollback. MLflow aliases only, never the deprecated stages."""
+
+import getpass
+import subprocess
+import time
+from pathlib import Path
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from ..errors import ProjectError
+from .gate import Verdict, judge
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PREVIOUS_CHAMPION_TAG = "previous_champion"
+
+
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        raise ProjectError(f"model '{name}' has no version {version}") from None
+
+
+def audit_context(project_root: Path | None = None, **extra: str) -> dict[str, str]:
+    """Who promoted what, when, from which commit: written onto the model version."""
+    context = {
+        "user": getpass.getuser(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=project_root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        if commit.returncode == 0:
+            context["git_commit"] = commit.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # not a git checkout, or no git: the commit is simply not recorded
+    return context
+
+
+def set_champion(client: MlflowClient, name: str, version: str) -> str | None:
+    """Point `champion` at `version`, remembering the one it replaces for rollback."""
+    previous = version_by_alias(client, name, CHAMPION)
+    if previous and str(previous.version) != str(version):
+        client.set_model_version_tag(name, str(version), PREVIOUS_CHAMPION_TAG, previous.version)
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    return str(previous.version) if previous else None
+
+
+def write_verdict(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    verdict: Verdict,
+    challenger_metrics: dict[str, float],
+    champion: tuple[str, dict[str, float]] | None,
+    context: dict[str, str],
+) -> None:
+    tags = {
+        "gate.mode": verdict.mode,
+        "gate.passed": str(verdict.passed).lower(),
+        "gate.result": verdict.result,
+        "gate.checks": "; ".join(verdict.checks),
+        **{f"metric.{key}": f"{value:.6f}" for key, value in challenger_metrics.items()},
+        **{f"gate.{key}": value for key, value in context.items()},
+    }
+    if champion:
+        tags["gate.champion_version"] = champion[0]
+        tags.update({f"champion_metric.{k}": f"{v:.6f}" for k, v in champion[1].items()})
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    description = client.get_model_version(name, str(version)).description or ""
+    report = "\n".join(f"- {check}" for check in verdict.checks)
+    summary = f"Validation gate ({verdict.mode}): {verdict.result}.\n{report}"
+    client.update_model_version(name, str(version), f"{description}\n\n{summary}".strip())
+
+
+def run_gate(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    challenger_metrics: dict[str, float],
+    score_champion,
+    mode: str,
+    min_metrics: dict[str, float],
+    min_improvement: dict[str, float],
+    context: dict[str, str],
+    mark_challenger: bool = True,
+) -> Verdict:
+    """Judge `version` against the current champion, scored on the same held-out data by
+    `score_champion(model_uri) -> metrics`, then move the aliases and record the verdict."""
+    version = str(version)
+    if mark_challenger:
+        client.set_registered_model_alias(name, CHALLENGER, version)
+    current = version_by_alias(client, name, CHAMPION)
+    champion = None
+    if current and str(current.version) != version:  # int from sqlite stores, str over REST
+        champion = (str(current.version), score_champion(f"models:/{name}/{current.version}"))
+    verdict = judge(
+        mode,
+        challenger_metrics,
+        champion[1] if champion else None,
+        min_metrics,
+        min_improvement,
+    )
+    if verdict.promote:
+        set_champion(client, name, version)
+    write_verdict(client, name, version, verdict, challenger_metrics, champion, context)
+    return verdict
+
+
+def rollback(client: MlflowClient, name: str, context: dict[str, str]) -> tuple[str, str]:
+    """Give `champion` back to the version it replaced; returns (from, to)."""
+    current = version_by_alias(client, name, CHAMPION)
+    if current is None:
+        raise ProjectError(f"model '{name}' has no champion to roll back")
+    previous = current.tags.get(PREVIOUS_CHAMPION_TAG)
+    if not previous:
+        raise ProjectError(f"champion v{current.version} replaced no earlier champion")
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    note = f"{context['time']} by {context['user']}"
+    client.set_model_version_tag(name, current.version, "rolled_back", f"{note}: to v{previous}")
+    restored = f"{note}: from v{current.version}"
+    client.set_model_version_tag(name, previous, "restored_by_rollback", restored)
+    return str(current.version), previous

@@ -1,0 +1,1 @@
+"""Serving: the HTTP contract of MLflow's scoring server (/invocations), as a small client."""

@@ -1,0 +1,129 @@
+"""Deployment steps: resolve the version, serve it with ZenML's MLflow model deployer (a local
+daemon), and smoke-test the endpoint with the model's own input example."""
+
+from typing import Annotated
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from zenml import step
+from zenml.client import Client
+from zenml.integrations.mlflow.model_deployers import MLFlowModelDeployer
+from zenml.integrations.mlflow.services import MLFlowDeploymentConfig, MLFlowDeploymentService
+
+from ..errors import ProjectError
+from ..registry.promotion import get_version, version_by_alias
+from ..registry.registration import ZENML_VERSION_TAG
+from ..serving.client import payload_from_frame, predict
+
+
+class DeploymentError(ProjectError):
+    """The model server did not start or answered wrongly."""
+
+
+def configure_mlflow() -> None:
+    """Point MLflow at the active stack's tracker (URI and credentials)."""
+    Client().active_stack.experiment_tracker.configure_mlflow()
+
+
+def model_servers(model_name: str) -> list[MLFlowDeploymentService]:
+    """Every MLflow model server of this registered model known to ZenML.
+
+    ZenML's own lookup by model name matches ZenML model versions, not MLflow registry names,
+    so filter on the deployment config instead.
+    """
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    services = deployer.find_model_server(service_type=MLFlowDeploymentService.SERVICE_TYPE)
+    return [s for s in services if s.config.registry_model_name == model_name]
+
+
+def stop_model_servers(model_name: str) -> list[str]:
+    """Stop and delete this model's servers; returns the versions they served."""
+    deployer = MLFlowModelDeployer.get_active_model_deployer()
+    stopped = []
+    for service in model_servers(model_name):
+        deployer.delete_model_server(service.uuid, force=True)
+        stopped.append(str(service.config.registry_model_version))
+    return stopped
+
+
+def deploy_version(
+    model_name: str, version: str, zenml_version: str | None, workers: int, timeout: int
+) -> MLFlowDeploymentService:
+    """Serve exactly this version, with one server per model.
+
+    ZenML's deployer may hand back an existing server of another version as "the same
+    configuration", so this model's other servers are removed first; an already healthy
+    server of the same version is kept.
+    """
+    for service in model_servers(model_name):
+        if str(service.config.registry_model_version) == version and service.is_running:
+            return service
+    stop_model_servers(model_name)
+    config = MLFlowDeploymentConfig(
+        model_uri=f"models:/{model_name}/{version}",
+        model_name=model_name,
+        model_version=zenml_version,
+        registry_model_name=model_name,
+        registry_model_version=version,
+        workers=workers,
+        timeout=timeout,
+    )
+    service = MLFlowModelDeployer.get_active_model_deployer().deploy_model(
+        config=config,
+        service_type=MLFlowDeploymentService.SERVICE_TYPE,
+        continuous_deployment_mode=True,
+        timeout=timeout,
+    )
+    if not service.is_running:
+        raise DeploymentError(f"the model server for {model_name} v{version} did not start")
+    return service
+
+
+@step(enable_cache=False)
+def resolve_version(
+    model_name: str, alias: str, version: str | None = None
+) -> Annotated[dict[str, str], "model_to_deploy"]:
+    configure_mlflow()
+    client = MlflowClient()
+    found = (
+        get_version(client, model_name, version)
+        if version
+        else version_by_alias(client, model_name, alias)
+    )
+    if found is None:
+        raise ProjectError(f"model '{model_name}' has no '{alias}' version: train one first")
+    return {
+        "model_name": model_name,
+        "version": str(found.version),
+        "zenml_model_version": found.tags.get(ZENML_VERSION_TAG, ""),
+    }
+
+
+@step(enable_cache=False)
+def deploy(
+    model: dict[str, str], workers: int, timeout: int
+) -> Annotated[dict[str, str], "deployment"]:
+    service = deploy_version(
+        model["model_name"],
+        model["version"],
+        model["zenml_model_version"] or None,
+        workers,
+        timeout,
+    )
+    return {**model, "url": service.get_prediction_url(), "service_id": str(service.uuid)}
+
+
+@step(enable_cache=False)
+def smoke_test(deployment: dict[str, str]) -> Annotated[list, "smoke_test_predictions"]:
+    """POST the model's logged input example; the answer must equal the model's own."""
+    configure_mlflow()
+    model = mlflow.pyfunc.load_model(f"models:/{deployment['model_name']}/{deployment['version']}")
+    example = model.input_example
+    expected = pd.Series(model.predict(example)).tolist()  # plain Python values, like JSON
+    served = predict(deployment["url"], payload_from_frame(example))
+    if served != expected:
+        raise DeploymentError(
+            f"smoke test failed: {deployment['url']} answered {served}, expected {expected}"
+        )
+    return served

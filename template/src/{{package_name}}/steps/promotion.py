@@ -1,0 +1,58 @@
+"""Promotion step: the validation gate at the end of training, and the ZenML stage in step."""
+
+from typing import Annotated
+
+import pandas as pd
+from mlflow import MlflowClient
+from zenml import get_step_context, log_metadata, step
+from zenml.client import Client
+from zenml.enums import ModelStages
+
+from ..config import PromotionConfig
+from ..evaluation.metrics import evaluate_classifier
+from ..models import load_model
+from ..registry.promotion import audit_context, run_gate
+
+
+def held_out_scorer(test_set: pd.DataFrame, target: str):
+    """Score any registered version on exactly this held-out data."""
+    features, labels = test_set.drop(columns=[target]), test_set[target]
+    return lambda model_uri: evaluate_classifier(load_model(model_uri), features, labels)
+
+
+def mark_production_in_zenml(model_name: str, zenml_version: str | None) -> None:
+    """Keep the ZenML Model Control Plane in step: its production version is the champion."""
+    if zenml_version:
+        Client().update_model_version(
+            model_name_or_id=model_name,
+            version_name_or_id=zenml_version,
+            stage=ModelStages.PRODUCTION,
+            force=True,
+        )
+
+
+@step(experiment_tracker=True, enable_cache=False)
+def promote(
+    registered: dict[str, str],
+    metrics: dict[str, float],
+    test_set: pd.DataFrame,
+    target: str,
+    promotion: PromotionConfig,
+) -> Annotated[dict, "promotion"]:
+    context = get_step_context()
+    name, version = registered["model_name"], registered["version"]
+    verdict = run_gate(
+        MlflowClient(),
+        name,
+        version,
+        metrics,
+        held_out_scorer(test_set, target),
+        promotion.mode,
+        promotion.min_metrics,
+        promotion.min_improvement,
+        audit_context(zenml_pipeline_run=context.pipeline_run.name),
+    )
+    if verdict.promote:
+        mark_production_in_zenml(name, str(context.model_version.number))
+    log_metadata(metadata={"promotion": verdict.as_dict()}, infer_model=True)
+    return verdict.as_dict()
