@@ -53,12 +53,21 @@ PACKAGE_FILES = [
     "evaluation/metrics.py",
     "models/__init__.py",
     "pipelines/__init__.py",
+    "pipelines/batch_inference.py",
+    "pipelines/deployment.py",
     "pipelines/training.py",
     "registry/__init__.py",
+    "registry/gate.py",
+    "registry/promotion.py",
     "registry/registration.py",
+    "serving/__init__.py",
+    "serving/client.py",
     "steps/__init__.py",
+    "steps/batch_inference.py",
     "steps/data.py",
+    "steps/deployment.py",
     "steps/evaluation.py",
+    "steps/promotion.py",
     "steps/registration.py",
     "steps/training.py",
 ]
@@ -70,13 +79,18 @@ PROJECT_FILES = [
     "Makefile",
     "README.md",
     "pyproject.toml",
+    "configs/batch_inference.yaml",
+    "configs/deployment.yaml",
     "configs/training.yaml",
     "stacks/local.yaml",
     "tests/conftest.py",
     "tests/test_config.py",
     "tests/test_data.py",
     "tests/test_e2e.py",
+    "tests/test_gate.py",
     "tests/test_metrics.py",
+    "tests/test_promotion.py",
+    "tests/test_serving.py",
     "tests/test_stack.py",
 ]
 FRAMEWORK_FILES = {
@@ -172,11 +186,17 @@ def test_stack_tracks_to_the_answered_uri(rendered):
     assert stack["components"]["model_deployer"]["flavor"] == "mlflow"
 
 
-def test_training_config_names_the_package_model(rendered):
+def test_pipeline_configs_name_the_package_model(rendered):
     project, answers = rendered
-    config = yaml.safe_load((project / "configs" / "training.yaml").read_text())
-    assert config["registry"]["model_name"] == answers["package_name"]
-    assert config["data"]["source"] == "sklearn:breast_cancer"
+    configs = project / "configs"
+    training = yaml.safe_load((configs / "training.yaml").read_text())
+    assert training["registry"]["model_name"] == answers["package_name"]
+    assert training["data"]["source"] == "sklearn:breast_cancer"
+    assert training["promotion"]["mode"] == "enforce"
+    for name in ("deployment.yaml", "batch_inference.yaml"):
+        config = yaml.safe_load((configs / name).read_text())
+        assert config["model_name"] == answers["package_name"]
+        assert config["alias"] == "champion"
 
 
 def test_readme_tells_what_to_run(rendered):
@@ -194,6 +214,7 @@ def test_readme_tells_what_to_run(rendered):
 def test_makefile_has_the_documented_targets(rendered):
     project, _ = rendered
     makefile = (project / "Makefile").read_text()
-    for target in ("setup", "stack", "train", "test", "lint", "mlflow-ui"):
+    targets = ("setup", "stack", "train", "status", "deploy", "undeploy", "predict", "batch-infer")
+    for target in (*targets, "all", "test", "lint", "mlflow-ui"):
         assert f"\n{target}:" in makefile
     assert "sync --python $(PYTHON_VERSION)" in makefile
