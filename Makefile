@@ -25,14 +25,15 @@ lint: uv ## Lint the template's own Python code
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 
-demo: uv ## Render the template with defaults into build/demo, set it up and train
+demo: uv ## Render with defaults into build/demo, set it up, train, promote, deploy, predict
 	$(UV) sync --locked
 	rm -rf $(DEMO_DIR)
 	$(UV) run copier copy --trust --defaults --vcs-ref HEAD -d project_name="Demo Project" . $(DEMO_DIR)
-	$(MAKE) -C $(DEMO_DIR) setup train
+	$(MAKE) -C $(DEMO_DIR) setup all
 	@echo
 	@echo "Demo project: $(DEMO_DIR)"
 	@echo "MLflow UI:    cd $(DEMO_DIR) && make mlflow-ui   (then open http://127.0.0.1:5000)"
+	@echo "Stop serving: cd $(DEMO_DIR) && make undeploy"
 
 clean: ## Remove build/ and the test environment
 	rm -rf build .venv .pytest_cache .ruff_cache
