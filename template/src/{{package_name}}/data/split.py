@@ -3,7 +3,10 @@
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from ..config import DataConfig, SplitConfig
 from ..errors import DataValidationError
+from .load import load_dataset
+from .validate import validate_dataset
 
 
 def split_dataset(
@@ -19,3 +22,11 @@ def split_dataset(
     except ValueError as error:
         raise DataValidationError(f"cannot split the dataset on '{target}': {error}") from None
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def load_and_split(data: DataConfig, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training pipeline's data steps in one call: the same seed gives the same held-out
+    rows, so versions can be compared outside the pipeline (e.g. `promote`)."""
+    rules = (data.target, data.features, data.labels, data.max_missing_fraction)
+    dataset = validate_dataset(load_dataset(data.source), *rules)
+    return split_dataset(dataset, data.target, split.test_size, split.seed, split.stratify)
