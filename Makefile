@@ -13,8 +13,10 @@ uv: ## Make sure uv is available (installs it with pip if missing)
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv || \
 		{ echo "Could not install uv: see https://docs.astral.sh/uv/getting-started/installation/"; exit 1; }
 
-test: uv ## Install the test environment and run every template test
+test: uv ## Install the test environment, lint, and run every template test
 	$(UV) sync --locked
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
 	$(UV) run pytest
 
 test-fast: uv ## Only the render and validator tests (seconds)

@@ -22,7 +22,7 @@ def project(tmp_path_factory) -> Path:
     """The default answers, rendered and set up with `make setup` (uv, install, stack)."""
     project = render(tmp_path_factory.mktemp("lifecycle") / "fraud-detector")
     result = run(["make", "setup"], cwd=project)
-    assert f"Stack 'local' is ready and active." in result.stdout
+    assert "Stack 'local' is ready and active." in result.stdout
     return project
 
 
@@ -30,8 +30,10 @@ def train(project: Path, **env: str):
     result = run(["make", "train"], cwd=project, env=env)
     timing = re.search(r"time: +([\d.]+) s pipeline, ([\d.]+) s in this command", result.stdout)
     assert timing, result.stdout[-2000:]
-    print(f"\n[timing] make train ({env or 'embedded'}): {timing.group(2)} s command, "
-          f"{timing.group(1)} s pipeline")
+    print(
+        f"\n[timing] make train ({env or 'embedded'}): {timing.group(2)} s command, "
+        f"{timing.group(1)} s pipeline"
+    )
     return result
 
 
@@ -52,7 +54,7 @@ def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_serve
     client = MlflowClient(mlflow_server)
     version = latest_version(client)
     run_data = client.get_run(version.run_id).data
-    assert METRICS <= set(run_data.metrics)
+    assert set(run_data.metrics) >= METRICS
     assert run_data.metrics["roc_auc"] > 0.95
     assert run_data.params["estimator"] == "sklearn.linear_model.LogisticRegression"
     assert run_data.params["C"] == "1.0"
@@ -81,7 +83,7 @@ def test_train_with_the_embedded_default_keeps_mlflow_in_the_project(project, tm
     assert database.is_file()
     client = MlflowClient(f"sqlite:///{database}")
     version = latest_version(client)
-    assert METRICS <= set(client.get_run(version.run_id).data.metrics)
+    assert set(client.get_run(version.run_id).data.metrics) >= METRICS
     with sqlite3.connect(database) as connection:
         (count,) = connection.execute("select count(*) from model_versions").fetchone()
     assert count >= 1

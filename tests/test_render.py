@@ -17,8 +17,9 @@ ANSWER_SETS = {
         "license": "MIT",
         "python_version": "3.12",
         "mlflow_tracking_uri": "https://mlflow.example.com",
-        "author_name": "Ana \"Data\" O'Neil",
-        "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough to '
+        "author_name": 'Ana "Data" O\'Neil',
+        "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
+        "to "
         "run well past the one hundred characters a line may have in the generated code.",
     },
     "bsd-310-http": {

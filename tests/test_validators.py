@@ -32,7 +32,10 @@ from conftest import render
         ({"mlflow_tracking_uri": "http://host:99999"}, "invalid port"),
         ({"mlflow_tracking_uri": "http://host:abc"}, "invalid port"),
         ({"mlflow_tracking_uri": "http://host: 5000"}, "must not contain spaces"),
-        ({"mlflow_tracking_uri": "https://bob:pw@mlflow.example.com"}, "must not contain credentials"),
+        (
+            {"mlflow_tracking_uri": "https://bob:pw@mlflow.example.com"},
+            "must not contain credentials",
+        ),
         ({"license": "GPL-3.0"}, "Invalid choice"),
         ({"python_version": "3.9"}, "Invalid choice"),
         ({"model_framework": "pytorch"}, "Invalid choice"),
