@@ -66,9 +66,8 @@ def _call(tracker: Tracker, path: str, body: dict | None = None) -> dict:
     except urllib.error.HTTPError as error:
         if error.code in (401, 403):
             raise CredentialsRejectedError(_rejected(tracker)) from None
-        raise TrackerUnreachableError(
-            f"{url} answered HTTP {error.code}: is {tracker.uri} an MLflow tracking server?"
-        ) from None
+        hint = f": is {tracker.uri} an MLflow tracking server?" if error.code == 404 else ""
+        raise TrackerUnreachableError(f"{url} answered HTTP {error.code}{hint}") from None
     except (urllib.error.URLError, OSError, ValueError) as error:
         reason = getattr(error, "reason", error)
         raise TrackerUnreachableError(
