@@ -4,7 +4,10 @@ ZenML state lives in a temporary directory for the whole session (ZENML_CONFIG_P
 tests never touch ~/.config/zenml; servers are stopped by process group when the session ends.
 """
 
+import base64
+import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -14,6 +17,8 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import copier
@@ -90,21 +95,20 @@ def isolated_zenml() -> Iterator[Path]:
     shutil.rmtree(_SESSION_ZENML, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `mlflow server`: sqlite backend, local artifacts, a free 127.0.0.1 port."""
-    workdir = tmp_path_factory.mktemp("mlflow-server")
+@contextmanager
+def _mlflow_server(workdir: Path, extra: list[str], env: dict[str, str]) -> Iterator[str]:
+    """Run `mlflow server` (sqlite backend, local artifacts) on a free 127.0.0.1 port."""
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     log = workdir / "server.log"
     mlflow = str(Path(sys.executable).parent / "mlflow")
     command = [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(workdir / "artifacts")]
+    command += ["--artifacts-destination", str(workdir / "artifacts"), *extra]
     process = subprocess.Popen(
         command,
         cwd=workdir,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **env},
         stdout=subprocess.DEVNULL,
         stderr=log.open("w"),
         start_new_session=True,
@@ -115,3 +119,49 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` without authentication."""
+    with _mlflow_server(tmp_path_factory.mktemp("mlflow-server"), [], {}) as uri:
+        yield uri
+
+
+@dataclass(frozen=True)
+class AuthServer:
+    uri: str
+    admin: tuple[str, str]
+    user: tuple[str, str]  # a non-admin user created through the REST API
+
+
+@pytest.fixture(scope="session")
+def mlflow_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+    """A real `mlflow server --app-name basic-auth` with one non-admin user."""
+    workdir = tmp_path_factory.mktemp("mlflow-auth-server")
+    admin = ("admin", f"admin-{secrets.token_hex(8)}")  # MLflow wants >= 12 characters
+    user = ("alice", f"pw-{secrets.token_hex(10)}")
+    config = workdir / "basic_auth.ini"
+    config.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
+        f"admin_username = {admin[0]}\n"
+        f"admin_password = {admin[1]}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # Without a cache every request re-checks the password (~0.3 s): training 2.5x slower.
+        "auth_cache_ttl_seconds = 300\n"
+    )
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(config),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+    }
+    with _mlflow_server(workdir, ["--app-name", "basic-auth"], env) as uri:
+        credentials = base64.b64encode(":".join(admin).encode()).decode()
+        request = urllib.request.Request(
+            f"{uri}/api/2.0/mlflow/users/create",
+            data=json.dumps({"username": user[0], "password": user[1]}).encode(),
+            headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+        yield AuthServer(uri, admin, user)

@@ -43,6 +43,14 @@ def latest_version(client: MlflowClient, name: str = PACKAGE):
     return max(versions, key=lambda version: int(version.version))
 
 
+def test_cli_offers_every_documented_command(project):
+    help_text = run([f".venv/bin/{PACKAGE}", "--help"], cwd=project).stdout
+    commands = ["stack", "train", "promote", "rollback", "status", "deploy", "predict"]
+    commands += ["undeploy", "batch-infer", "all", "doctor", "mlflow-ui"]
+    for command in commands:
+        assert re.search(rf"^  {command} ", help_text, re.M), f"{command} missing:\n{help_text}"
+
+
 def test_setup_is_idempotent(project):
     result = run(["make", "stack"], cwd=project)
     assert "Stack 'local' is up to date and active." in result.stdout

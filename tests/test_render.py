@@ -17,6 +17,10 @@ ANSWER_SETS = {
         "license": "MIT",
         "python_version": "3.12",
         "mlflow_tracking_uri": "https://mlflow.example.com",
+        "mlflow_auth": "basic",
+        "mlflow_username": "ana",
+        "mlflow_password": "pw-render-'quoted' #1",
+        "mlflow_insecure_tls": True,
         "author_name": 'Ana "Data" O\'Neil',
         "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
         "to "
@@ -28,6 +32,8 @@ ANSWER_SETS = {
         "license": "BSD-3-Clause",
         "python_version": "3.10",
         "mlflow_tracking_uri": "http://127.0.0.1:5000",
+        "mlflow_auth": "token",
+        "mlflow_token": "tok-render-123",
     },
     "proprietary-313-ipv6": {
         "project_name": "Ops",
@@ -43,6 +49,7 @@ PACKAGE_FILES = [
     "__main__.py",
     "cli.py",
     "config.py",
+    "credentials.py",
     "errors.py",
     "stack.py",
     "tracker.py",
@@ -57,6 +64,7 @@ PACKAGE_FILES = [
     "pipelines/batch_inference.py",
     "pipelines/deployment.py",
     "pipelines/training.py",
+    "preflight.py",
     "registry/__init__.py",
     "registry/gate.py",
     "registry/promotion.py",
@@ -74,6 +82,7 @@ PACKAGE_FILES = [
 ]
 PROJECT_FILES = [
     ".copier-answers.yml",
+    ".env.example",
     ".gitignore",
     ".python-version",
     "LICENSE",
@@ -86,6 +95,7 @@ PROJECT_FILES = [
     "stacks/local.yaml",
     "tests/conftest.py",
     "tests/test_config.py",
+    "tests/test_credentials.py",
     "tests/test_data.py",
     "tests/test_e2e.py",
     "tests/test_gate.py",
@@ -99,8 +109,12 @@ FRAMEWORK_FILES = {
 }
 
 
-def expected_files(package: str, framework: str = "sklearn") -> set[str]:
+SECRET_ANSWERS = ("mlflow_password", "mlflow_token")
+
+
+def expected_files(package: str, framework: str = "sklearn", env: bool = False) -> set[str]:
     files = {*PROJECT_FILES, *(f"src/{package}/{name}" for name in PACKAGE_FILES)}
+    files |= {".env"} if env else set()
     return files | {name.format(package=package) for name in FRAMEWORK_FILES[framework]}
 
 
@@ -109,13 +123,27 @@ def rendered(request, tmp_path_factory) -> tuple[Path, dict]:
     answers = ANSWER_SETS[request.param]
     project = render(tmp_path_factory.mktemp(request.param) / "project", **answers)
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    return project, recorded
+    return project, {**recorded, **{k: answers[k] for k in SECRET_ANSWERS if k in answers}}
 
 
 def test_exact_file_set(rendered):
     project, answers = rendered
     files = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
-    assert files == expected_files(answers["package_name"], answers["model_framework"])
+    credentials = any(answers.get(k) for k in ("mlflow_username", *SECRET_ANSWERS))
+    expected = expected_files(answers["package_name"], answers["model_framework"], credentials)
+    assert files == expected
+
+
+def test_secrets_are_written_to_env_only(rendered):
+    project, answers = rendered
+    secrets = [answers[k] for k in SECRET_ANSWERS if answers.get(k)]
+    for path in project.rglob("*"):
+        if path.is_file() and path.name != ".env":
+            assert not [s for s in secrets if s in path.read_text()], path.relative_to(project)
+    if secrets:
+        env = (project / ".env").read_text()
+        assert all(f"={secret}\n" in env for secret in secrets)
+        assert ".env\n" in (project / ".gitignore").read_text()
 
 
 def test_no_template_syntax_is_left_over(rendered):
@@ -183,6 +211,11 @@ def test_stack_tracks_to_the_answered_uri(rendered):
     tracker = stack["components"]["experiment_tracker"]
     assert tracker["flavor"] == "mlflow"
     assert tracker["configuration"]["tracking_uri"] == answers["mlflow_tracking_uri"]
+    assert tracker["auth"] == answers.get("mlflow_auth", "none")
+    if answers["mlflow_tracking_uri"].startswith("https://"):
+        assert tracker["configuration"]["tracking_insecure_tls"] == answers["mlflow_insecure_tls"]
+    else:
+        assert "tracking_insecure_tls" not in tracker["configuration"]
     assert stack["components"]["model_registry"]["flavor"] == "mlflow"
     assert stack["components"]["model_deployer"]["flavor"] == "mlflow"
 

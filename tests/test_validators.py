@@ -36,6 +36,11 @@ from conftest import render
             {"mlflow_tracking_uri": "https://bob:pw@mlflow.example.com"},
             "must not contain credentials",
         ),
+        (
+            {"mlflow_tracking_uri": "http://h", "mlflow_auth": "basic", "mlflow_username": "a b"},
+            "mlflow_username must not contain spaces",
+        ),
+        ({"mlflow_tracking_uri": "http://h:5000", "mlflow_auth": "oauth"}, "Invalid choice"),
         ({"license": "GPL-3.0"}, "Invalid choice"),
         ({"python_version": "3.9"}, "Invalid choice"),
         ({"model_framework": "pytorch"}, "Invalid choice"),
@@ -78,3 +83,35 @@ def test_package_name_is_derived_from_the_project_name(tmp_path, project_name, p
 def test_good_tracking_uris_are_accepted(tmp_path, uri):
     project = render(tmp_path / "project", mlflow_tracking_uri=uri)
     assert uri in (project / "stacks" / "local.yaml").read_text()
+
+
+AUTH_KEYS = {"mlflow_auth", "mlflow_username", "mlflow_password", "mlflow_token"}
+
+
+@pytest.mark.parametrize(
+    ("answers", "recorded"),
+    [
+        ({}, set()),
+        ({"mlflow_tracking_uri": "http://h:5000"}, {"mlflow_auth"}),
+        ({"mlflow_tracking_uri": "https://h"}, {"mlflow_auth", "mlflow_insecure_tls"}),
+        (
+            {"mlflow_tracking_uri": "http://h", "mlflow_auth": "basic", "mlflow_password": "pw"},
+            {"mlflow_auth", "mlflow_username"},
+        ),
+        ({"mlflow_tracking_uri": "http://h", "mlflow_auth": "token"}, {"mlflow_auth"}),
+    ],
+)
+def test_auth_questions_are_asked_only_when_relevant_and_secrets_never_recorded(
+    tmp_path, answers, recorded
+):
+    project = render(tmp_path / "project", **answers)
+    keys = set(yaml.safe_load((project / ".copier-answers.yml").read_text()))
+    assert keys & (AUTH_KEYS | {"mlflow_insecure_tls"}) == recorded
+    assert (project / ".env").exists() == bool(answers.get("mlflow_password"))
+
+
+def test_auth_none_over_http_is_allowed(tmp_path):
+    """We cannot know whether a server wants credentials: `doctor` tells."""
+    project = render(tmp_path / "project", mlflow_tracking_uri="http://h", mlflow_auth="none")
+    assert "auth: none" in (project / "stacks" / "local.yaml").read_text()
+    assert not (project / ".env").exists()

@@ -19,3 +19,7 @@ class StackError(ProjectError):
 
 class TrackerUnreachableError(ProjectError):
     """The MLflow tracking server does not answer."""
+
+
+class CredentialsRejectedError(ProjectError):
+    """The MLflow tracking server refuses the configured credentials (HTTP 401/403)."""

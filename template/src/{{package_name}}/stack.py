@@ -3,7 +3,6 @@
 Only what differs from the YAML is created or updated, so running it again is cheap.
 """
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,10 @@ from zenml.client import Client
 from zenml.enums import StackComponentType
 
 from .config import find_project_root, load_yaml
+from .credentials import credentials_for, tracker_settings
 from .errors import StackError
-from .tracker import embedded_tracking_uri
+from .preflight import Tracker
+from .tracker import embedded_tracking_uri, is_remote
 
 # ZenML wants exactly one auth method for an http(s) tracker, even when the server has no
 # authentication; this token is sent along and ignored by such a server.
@@ -37,14 +38,43 @@ def load_stack_spec(name: str, root: Path | None = None) -> dict[str, Any]:
     if store.get("path") and "://" not in store["path"] and not Path(store["path"]).is_absolute():
         store["path"] = str(root / store["path"])
 
-    tracker = components.get("experiment_tracker", {}).get("configuration")
-    if tracker is not None:
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or tracker.get("tracking_uri") or ""
-        tracker["tracking_uri"] = uri.strip()
-        has_auth = tracker.get("tracking_token") or tracker.get("tracking_username")
-        if uri.startswith(("http://", "https://")) and not has_auth:
-            tracker["tracking_token"] = PLACEHOLDER_TOKEN
+    if "experiment_tracker" in components:
+        _apply_tracker_settings(spec, tracker_settings(root))
     return spec
+
+
+def secret_name(spec: dict[str, Any]) -> str:
+    """The ZenML secret holding this stack's MLflow credentials."""
+    return f"{spec['name']}-mlflow"
+
+
+def secret_reference(name: str, key: str) -> str:
+    """ZenML's reference to a secret value: name.key in double braces (spelled out here so
+    the template's check for leftover Jinja syntax stays strict)."""
+    return "{" * 2 + f"{name}.{key}" + "}" * 2
+
+
+def _apply_tracker_settings(spec: dict[str, Any], settings: dict[str, str]) -> None:
+    """Point the tracker at MLFLOW_TRACKING_URI (if set) and at the credentials' ZenML secret.
+
+    The config only holds references to the secret's keys; the values travel in spec["secret"]
+    to the ZenML secrets store (see register_stack).
+    """
+    component = spec["components"]["experiment_tracker"]
+    tracker = component["configuration"]
+    auth = str(component.pop("auth", "none"))
+    uri = settings.get("MLFLOW_TRACKING_URI") or tracker.get("tracking_uri") or ""
+    tracker["tracking_uri"] = uri.strip()
+    spec["secret"] = {}
+    if not is_remote(uri):
+        return
+    values = credentials_for(auth, settings)
+    if values:
+        name = secret_name(spec)
+        tracker.update({f"tracking_{key}": secret_reference(name, key) for key in values})
+        spec["secret"] = values
+    elif not (tracker.get("tracking_token") or tracker.get("tracking_username")):
+        tracker["tracking_token"] = PLACEHOLDER_TOKEN
 
 
 def tracking_uri(spec: dict[str, Any]) -> str:
@@ -54,6 +84,38 @@ def tracking_uri(spec: dict[str, Any]) -> str:
     if uri:
         return uri
     return embedded_tracking_uri(Path(components["artifact_store"]["configuration"]["path"]))
+
+
+def tracker_connection(spec: dict[str, Any]) -> Tracker:
+    """What the preflight checks need to reach the stack's tracker as the pipeline will."""
+    configuration = spec["components"].get("experiment_tracker", {}).get("configuration", {})
+    return Tracker(
+        uri=tracking_uri(spec),
+        credentials=dict(spec.get("secret") or {}),
+        insecure_tls=bool(configuration.get("tracking_insecure_tls")),
+    )
+
+
+def _sync_secret(client: Client, name: str, values: dict[str, str]) -> str | None:
+    """Create, update (only when a value changed) or, without credentials, delete the secret."""
+    try:
+        existing = client.get_secret(
+            name, allow_partial_name_match=False, allow_partial_id_match=False
+        )
+    except KeyError:
+        if not values:
+            return None
+        client.create_secret(name, values=values)
+        return f"created secret {name}"
+    if not values:
+        client.delete_secret(name)
+        return f"deleted secret {name} (no credentials configured)"
+    current = existing.secret_values
+    if current == values:
+        return None
+    stale = [key for key in current if key not in values]
+    client.update_secret(name, add_or_update_values=values, remove_values=stale or None)
+    return f"updated secret {name}"
 
 
 def _sync_component(client: Client, component_type: StackComponentType, spec: dict) -> str | None:
@@ -88,6 +150,9 @@ def register_stack(name: str = "local", root: Path | None = None) -> list[str]:
         Client.initialize(root)  # `zenml init`: the active stack is then remembered per project
         changes.append(f"initialized ZenML repository in {root}")
     client = Client()
+    # The secret first: the tracker's configuration refers to it.
+    change = _sync_secret(client, secret_name(spec), spec.get("secret") or {})
+    changes += [change] if change else []
     components = {}
     for type_name, component in spec["components"].items():
         try:
@@ -114,3 +179,29 @@ def register_stack(name: str = "local", root: Path | None = None) -> list[str]:
         client.activate_stack(stack_name)
         changes.append(f"activated stack {stack_name}")
     return changes
+
+
+def stack_status(spec: dict[str, Any]) -> str:
+    """Check that the stack is registered, active and holds the current credentials."""
+    name = spec["name"]
+    client = Client()
+    try:
+        client.get_stack(name, allow_name_prefix_match=False)
+    except KeyError:
+        raise StackError(f"stack {name} is not registered: run `make stack`") from None
+    active = client.active_stack_model.name
+    if active != name:
+        raise StackError(f"stack {name} is registered but {active} is active: run `make stack`")
+    values = spec.get("secret") or {}
+    if values:
+        try:
+            stored = client.get_secret(
+                secret_name(spec), allow_partial_name_match=False, allow_partial_id_match=False
+            ).secret_values
+        except KeyError:
+            stored = {}
+        if stored != values:
+            raise StackError(
+                f"the credentials changed since stack {name} was registered: run `make stack`"
+            )
+    return f"{name} is registered and active"
