@@ -9,12 +9,19 @@ from ..errors import DataValidationError
 
 
 def _supported(column: pd.Series) -> bool:
-    return (
-        types.is_numeric_dtype(column)
-        or types.is_bool_dtype(column)
-        or types.is_string_dtype(column)
-        or isinstance(column.dtype, pd.CategoricalDtype)
-    )
+    """Numbers, booleans, categories or text (pandas 2 keeps text as `object` columns)."""
+    if types.is_numeric_dtype(column) or types.is_bool_dtype(column):
+        return True
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return True
+    return types.infer_dtype(column, skipna=True) in ("string", "empty")
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        names = ", ".join(f"'{column}'" for column in missing)
+        raise DataValidationError(f"missing required column(s): {names}")
 
 
 def validate_features(
@@ -23,10 +30,7 @@ def validate_features(
     """The rules every model input follows, in training and in batch inference."""
     if frame.empty:
         raise DataValidationError("dataset has no rows")
-    missing = [column for column in features if column not in frame.columns]
-    if missing:
-        names = ", ".join(f"'{column}'" for column in missing)
-        raise DataValidationError(f"missing required column(s): {names}")
+    _require_columns(frame, features)
     for column in features:
         if not _supported(frame[column]):
             raise DataValidationError(
@@ -56,7 +60,7 @@ def validate_dataset(
         raise DataValidationError(f"column '{target}' is the target and cannot be a feature")
     if not features:
         raise DataValidationError(f"dataset has no feature columns besides the target '{target}'")
-    validate_features(frame, [*features, target], max_missing_fraction=1.0)
+    _require_columns(frame, [*features, target])
     validate_features(frame, features, max_missing_fraction)
 
     y = frame[target]
