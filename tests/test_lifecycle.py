@@ -65,7 +65,7 @@ def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_serve
     assert set(run_data.metrics) >= METRICS
     assert run_data.metrics["roc_auc"] > 0.95
     assert run_data.params["estimator"] == "sklearn.linear_model.LogisticRegression"
-    assert run_data.params["C"] == "1.0"
+    assert run_data.params["params.C"] == "1.0"
     mlflow.set_tracking_uri(mlflow_server)
     model = mlflow.pyfunc.load_model(f"models:/{PACKAGE}/{version.version}")
     example = model.input_example

@@ -26,20 +26,22 @@ ANSWER_SETS = {
         "to "
         "run well past the one hundred characters a line may have in the generated code.",
     },
-    "bsd-310-http": {
+    "bsd-310-http-tensorflow": {
         "project_name": "credit-risk",
         "package_name": "credit_risk_v2",
         "license": "BSD-3-Clause",
         "python_version": "3.10",
+        "model_framework": "tensorflow",
         "mlflow_tracking_uri": "http://127.0.0.1:5000",
         "mlflow_auth": "token",
         "mlflow_token": "tok-render-123",
     },
-    "proprietary-313-ipv6": {
+    "proprietary-313-ipv6-tensorflow": {
         "project_name": "Ops",
         "package_name": "ops_models",
         "license": "Proprietary",
         "python_version": "3.13",
+        "model_framework": "tensorflow",
         "mlflow_tracking_uri": "http://[::1]:8080/mlflow",
     },
 }
@@ -71,6 +73,7 @@ PACKAGE_FILES = [
     "registry/registration.py",
     "serving/__init__.py",
     "serving/client.py",
+    "serving/predictions.py",
     "steps/__init__.py",
     "steps/batch_inference.py",
     "steps/data.py",
@@ -106,6 +109,7 @@ PROJECT_FILES = [
 ]
 FRAMEWORK_FILES = {
     "sklearn": ["src/{package}/models/sklearn.py", "tests/test_model_sklearn.py"],
+    "tensorflow": ["src/{package}/models/keras.py", "tests/test_model_keras.py"],
 }
 
 
@@ -181,6 +185,12 @@ def test_pyproject_describes_the_package(rendered):
     assert pyproject["project"]["authors"][0]["name"] == answers["author_name"]
     dependencies = pyproject["project"]["dependencies"]
     assert "zenml[local]==0.98.*" in dependencies and "mlflow>=3,<4" in dependencies
+    tensorflow = [d for d in dependencies if d.startswith(("tensorflow", "keras"))]
+    if answers["model_framework"] == "tensorflow":
+        assert any(d.startswith("tensorflow-cpu") and "x86_64" in d for d in tensorflow)
+        assert any(d.startswith("tensorflow>=") and "!= 'x86_64'" in d for d in tensorflow)
+    else:
+        assert not tensorflow
     assert pyproject["dependency-groups"]["dev"] == ["pytest>=8", "ruff>=0.8"]
     if answers["license"] == "Proprietary":
         assert "license" not in pyproject["project"]

@@ -11,11 +11,17 @@ from . import use_package_sources
 
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
 def batch_inference_pipeline(
-    model_name: str, alias: str, source: str, target: str, max_missing_fraction: float, output: str
+    model_name: str,
+    alias: str,
+    source: str,
+    target: str,
+    labels: list,
+    max_missing_fraction: float,
+    output: str,
 ) -> None:
     model = resolve_version(model_name, alias)
     batch = load_batch(source, target=target)
-    score_batch(batch, model, max_missing_fraction=max_missing_fraction, output=output)
+    score_batch(batch, model, labels, max_missing_fraction=max_missing_fraction, output=output)
 
 
 def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> dict[str, str]:
@@ -26,6 +32,7 @@ def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> dict[
         alias=config.alias,
         source=config.input,
         target=data.target,
+        labels=data.labels,
         max_missing_fraction=data.max_missing_fraction,
         output=config.output,
     )

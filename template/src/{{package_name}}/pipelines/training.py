@@ -26,10 +26,12 @@ def training_pipeline(
     raw = load_data(source=data.source, fingerprint=data_fingerprint)
     dataset = validate_data(raw, data=data)
     train_set, test_set = split_data(dataset, target=data.target, split=split)
-    trained = train(train_set, target=data.target, model=model)
-    metrics = evaluate(trained, test_set, target=data.target)
-    registered = register(trained, train_set, data.target, metrics=metrics, model_name=model_name)
-    promote(registered, metrics, test_set, target=data.target, promotion=promotion)
+    trained = train(train_set, target=data.target, model=model, labels=data.labels)
+    metrics = evaluate(trained, test_set, target=data.target, labels=data.labels)
+    registered = register(
+        trained, train_set, data.target, data.labels, metrics=metrics, model_name=model_name
+    )
+    promote(registered, metrics, test_set, data.target, labels=data.labels, promotion=promotion)
 
 
 def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dict, dict, dict]:

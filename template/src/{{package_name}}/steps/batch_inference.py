@@ -11,6 +11,7 @@ from zenml import step
 
 from ..data.load import load_dataset
 from ..data.validate import validate_features
+from ..serving.predictions import prediction_columns
 
 
 @step(enable_cache=False)
@@ -21,14 +22,18 @@ def load_batch(source: str, target: str) -> Annotated[pd.DataFrame, "batch"]:
 
 @step(experiment_tracker=True, enable_cache=False)
 def score_batch(
-    batch: pd.DataFrame, model: dict[str, str], max_missing_fraction: float, output: str
+    batch: pd.DataFrame,
+    model: dict[str, str],
+    labels: list,
+    max_missing_fraction: float,
+    output: str,
 ) -> Annotated[dict[str, str], "batch_predictions"]:
     model_uri = f"models:/{model['model_name']}/{model['version']}"
     loaded = mlflow.pyfunc.load_model(model_uri)
     features = loaded.metadata.get_input_schema().input_names()
     inputs = validate_features(batch, features, max_missing_fraction)
-    scored = inputs.assign(
-        prediction=loaded.predict(inputs),
+    predictions = prediction_columns(loaded.predict(inputs), labels)
+    scored = pd.concat([inputs, predictions], axis=1).assign(
         model_version=model["version"],
         scored_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )

@@ -4,7 +4,7 @@ daemon), and smoke-test the endpoint with the model's own input example."""
 from typing import Annotated
 
 import mlflow
-import pandas as pd
+import numpy as np
 from mlflow import MlflowClient
 from zenml import step
 from zenml.client import Client
@@ -15,6 +15,7 @@ from ..errors import ProjectError
 from ..registry.promotion import get_version, version_by_alias
 from ..registry.registration import ZENML_VERSION_TAG
 from ..serving.client import payload_from_frame, predict
+from ..serving.predictions import same_predictions
 
 
 class DeploymentError(ProjectError):
@@ -120,10 +121,11 @@ def smoke_test(deployment: dict[str, str]) -> Annotated[list, "smoke_test_predic
     configure_mlflow()
     model = mlflow.pyfunc.load_model(f"models:/{deployment['model_name']}/{deployment['version']}")
     example = model.input_example
-    expected = pd.Series(model.predict(example)).tolist()  # plain Python values, like JSON
+    expected = model.predict(example)
     served = predict(deployment["url"], payload_from_frame(example))
-    if served != expected:
+    if not same_predictions(served, expected):
         raise DeploymentError(
-            f"smoke test failed: {deployment['url']} answered {served}, expected {expected}"
+            f"smoke test failed: {deployment['url']} answered {served}, "
+            f"expected {np.asarray(expected).tolist()}"
         )
     return served

@@ -10,14 +10,18 @@ from zenml.enums import ModelStages
 
 from ..config import PromotionConfig
 from ..evaluation.metrics import evaluate_classifier
-from ..models import load_model
+from ..models import as_classifier, load_model
 from ..registry.promotion import audit_context, run_gate
 
 
-def held_out_scorer(test_set: pd.DataFrame, target: str):
+def held_out_scorer(test_set: pd.DataFrame, target: str, labels: list):
     """Score any registered version on exactly this held-out data."""
-    features, labels = test_set.drop(columns=[target]), test_set[target]
-    return lambda model_uri: evaluate_classifier(load_model(model_uri), features, labels)
+    features, y = test_set.drop(columns=[target]), test_set[target]
+
+    def score(model_uri: str) -> dict[str, float]:
+        return evaluate_classifier(as_classifier(load_model(model_uri), labels), features, y)
+
+    return score
 
 
 def mark_production_in_zenml(model_name: str, zenml_version: str | None) -> None:
@@ -37,6 +41,7 @@ def promote(
     metrics: dict[str, float],
     test_set: pd.DataFrame,
     target: str,
+    labels: list,
     promotion: PromotionConfig,
 ) -> Annotated[dict, "promotion"]:
     context = get_step_context()
@@ -46,7 +51,7 @@ def promote(
         name,
         version,
         metrics,
-        held_out_scorer(test_set, target),
+        held_out_scorer(test_set, target, labels),
         promotion.mode,
         promotion.min_metrics,
         promotion.min_improvement,

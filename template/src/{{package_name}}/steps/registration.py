@@ -5,25 +5,23 @@ from typing import Annotated
 
 import mlflow
 import pandas as pd
-{%- if model_framework == "sklearn" %}
-from sklearn.pipeline import Pipeline
-{%- endif %}
 from zenml import get_step_context, log_metadata, step
 
-from ..models import log_model
+from ..models import TrainedModel, log_model
 from ..registry.registration import ZENML_VERSION_TAG, register_logged_model
 
 
 @step(experiment_tracker=True, enable_cache=False)
 def register(
-    model: Pipeline,
+    model: TrainedModel,
     train_set: pd.DataFrame,
     target: str,
+    labels: list,
     metrics: dict[str, float],
     model_name: str,
 ) -> Annotated[dict[str, str], "registered_model"]:
     run = mlflow.active_run()
-    model_info = log_model(model, train_set.drop(columns=[target]))
+    model_info = log_model(model, train_set.drop(columns=[target]), labels)
     context = get_step_context()
     scores = ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())
     version = register_logged_model(

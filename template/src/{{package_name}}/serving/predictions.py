@@ -1,0 +1,35 @@
+"""Model output as table columns, whatever the framework answers with."""
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def prediction_columns(output, classes: Sequence) -> pd.DataFrame:
+    """A `prediction` column of labels, plus one `probability_<label>` column per label for
+    models that answer with probabilities. Tables that already have `prediction` pass through."""
+    if isinstance(output, pd.DataFrame) and "prediction" in output.columns:
+        return output.reset_index(drop=True)
+    array = np.asarray(output)
+    if array.ndim == 2 and len(classes) == array.shape[1] > 1:
+        frame = pd.DataFrame(array, columns=[f"probability_{label}" for label in classes])
+        frame.insert(0, "prediction", [classes[index] for index in array.argmax(axis=1)])
+        return frame
+    return pd.DataFrame({"prediction": array.reshape(len(array), -1)[:, 0]})
+
+
+def same_predictions(served: list, expected, tolerance: float = 1e-5) -> bool:
+    """What a server answered (JSON: a list, or records for table outputs) against the model's
+    own output: labels must match exactly, probabilities up to float rounding."""
+    served_frame, expected_frame = pd.DataFrame(served), pd.DataFrame(expected)
+    if served_frame.shape != expected_frame.shape:
+        return False
+    served_frame.columns = expected_frame.columns  # a list gives column 0, like a Series
+    try:
+        pd.testing.assert_frame_equal(
+            served_frame, expected_frame, check_dtype=False, check_exact=False, atol=tolerance
+        )
+    except AssertionError:
+        return False
+    return True
