@@ -10,9 +10,9 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
+from sklearn.datasets import load_breast_cancer
 
 from conftest import render, run
 
@@ -56,8 +56,8 @@ def test_all_trains_promotes_deploys_and_serves_probabilities(project, mlflow_se
     assert run_data.params["hidden_units"] == "[32, 16]"
 
     url = re.search(r"serving: +v\d+ at (http://\S+)", result.stdout).group(1)
-    mlflow.set_tracking_uri(mlflow_server)
-    rows = mlflow.pyfunc.load_model(f"models:/{PACKAGE}/{champion.version}").input_example
+    # Rows as a user would send them (TensorFlow is not installed in this test environment).
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(5)
     payload = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
