@@ -21,6 +21,9 @@ ANSWER_SETS = {
         "mlflow_username": "ana",
         "mlflow_password": "pw-render-'quoted' #1",
         "mlflow_insecure_tls": True,
+        "production_stack": "sagemaker",
+        "cloud_region": "eu-west-1",
+        "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
         "author_name": 'Ana "Data" O\'Neil',
         "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
         "to "
@@ -35,6 +38,9 @@ ANSWER_SETS = {
         "mlflow_tracking_uri": "http://127.0.0.1:5000",
         "mlflow_auth": "token",
         "mlflow_token": "tok-render-123",
+        "production_stack": "vertex",
+        "gcp_project": "credit-risk-prod",
+        "cloud_region": "europe-west4",
     },
     "proprietary-313-ipv6-tensorflow": {
         "project_name": "Ops",
@@ -43,6 +49,10 @@ ANSWER_SETS = {
         "python_version": "3.13",
         "model_framework": "tensorflow",
         "mlflow_tracking_uri": "http://[::1]:8080/mlflow",
+        "production_stack": "kubernetes",
+        "artifact_store": "azure",
+        "artifact_store_uri": "az://ops-artifacts/zenml",
+        "kubernetes_namespace": "ml-serving",
     },
 }
 
@@ -74,6 +84,7 @@ PACKAGE_FILES = [
     "serving/__init__.py",
     "serving/client.py",
     "serving/predictions.py",
+    "serving/remote.py",
     "steps/__init__.py",
     "steps/batch_inference.py",
     "steps/data.py",
@@ -135,6 +146,8 @@ def test_exact_file_set(rendered):
     files = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
     credentials = any(answers.get(k) for k in ("mlflow_username", *SECRET_ANSWERS))
     expected = expected_files(answers["package_name"], answers["model_framework"], credentials)
+    expected |= {"stacks/remote-mlflow.yaml"} if answers["mlflow_tracking_uri"] else set()
+    expected |= {"stacks/production.yaml"} if answers["production_stack"] != "none" else set()
     assert files == expected
 
 

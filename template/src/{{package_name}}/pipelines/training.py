@@ -10,11 +10,11 @@ from ..steps.evaluation import evaluate
 from ..steps.promotion import promote
 from ..steps.registration import register
 from ..steps.training import train
-from . import use_package_sources
+from . import DOCKER_SETTINGS, use_package_sources
 
 
 # FAIL_FAST re-raises a failing step's own exception, so the CLI can report it in one line.
-@pipeline(execution_mode=ExecutionMode.FAIL_FAST)
+@pipeline(execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": DOCKER_SETTINGS})
 def training_pipeline(
     data: DataConfig,
     split: SplitConfig,
