@@ -115,6 +115,7 @@ PROJECT_FILES = [
     "tests/test_gate.py",
     "tests/test_metrics.py",
     "tests/test_promotion.py",
+    "tests/test_remote.py",
     "tests/test_serving.py",
     "tests/test_stack.py",
 ]
@@ -226,11 +227,25 @@ def test_license_file_matches_the_answer(rendered):
         assert answers["author_name"] in text
 
 
-def test_stack_tracks_to_the_answered_uri(rendered):
+def test_local_stack_keeps_everything_on_this_machine(rendered):
     project, answers = rendered
     stack = yaml.safe_load((project / "stacks" / "local.yaml").read_text())
-    package = answers["package_name"]
-    assert stack["name"] == f"{package}-local"
+    assert stack["name"] == f"{answers['package_name']}-local"
+    components = stack["components"]
+    assert components["experiment_tracker"]["configuration"]["tracking_uri"] == ""
+    assert {components[c]["flavor"] for c in ("orchestrator", "artifact_store")} == {"local"}
+    assert components["model_registry"]["flavor"] == "mlflow"
+    assert components["model_deployer"]["flavor"] == "mlflow"
+
+
+def test_remote_mlflow_stack_tracks_to_the_answered_uri(rendered):
+    project, answers = rendered
+    path = project / "stacks" / "remote-mlflow.yaml"
+    if not answers["mlflow_tracking_uri"]:
+        assert not path.exists()
+        return
+    stack = yaml.safe_load(path.read_text())
+    assert stack["name"] == f"{answers['package_name']}-remote-mlflow"
     tracker = stack["components"]["experiment_tracker"]
     assert tracker["flavor"] == "mlflow"
     assert tracker["configuration"]["tracking_uri"] == answers["mlflow_tracking_uri"]
@@ -241,6 +256,44 @@ def test_stack_tracks_to_the_answered_uri(rendered):
         assert "tracking_insecure_tls" not in tracker["configuration"]
     assert stack["components"]["model_registry"]["flavor"] == "mlflow"
     assert stack["components"]["model_deployer"]["flavor"] == "mlflow"
+
+
+CLOUDS = {"s3": ("aws", "s3"), "gcs": ("gcp", "gcp"), "azure": ("azure", "azure")}
+
+
+def test_production_stack_follows_the_answers(rendered):
+    project, answers = rendered
+    path = project / "stacks" / "production.yaml"
+    deployment = yaml.safe_load((project / "configs" / "deployment.yaml").read_text())
+    extras = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    if answers["production_stack"] == "none":
+        assert not path.exists()
+        assert not {"kubernetes", "sagemaker", "vertex"} & set(deployment)
+        assert "optional-dependencies" not in extras
+        return
+    stack = yaml.safe_load(path.read_text())
+    components = stack["components"]
+    cloud, store_flavor = CLOUDS[answers["artifact_store"]]
+    assert components["orchestrator"]["flavor"] == answers["production_stack"]
+    assert components["artifact_store"]["flavor"] == store_flavor
+    assert components["artifact_store"]["configuration"]["path"] == answers["artifact_store_uri"]
+    assert components["container_registry"]["flavor"] == cloud
+    assert (
+        components["container_registry"]["configuration"]["uri"]
+        == (answers["container_registry_uri"])
+    )
+    assert components["image_builder"]["flavor"] == "local"
+    tracker = components["experiment_tracker"]
+    assert tracker["configuration"]["tracking_uri"] == answers["mlflow_tracking_uri"]
+    assert tracker["auth"] == answers["mlflow_auth"]
+    connector = stack["service_connector"]
+    assert connector["type"] == cloud
+    # Credentials are names of environment variables, never values.
+    assert all(name.isupper() for name in connector["from_environment"].values())
+    assert answers["production_stack"] in deployment  # the serving target's settings
+    assert any(
+        d.startswith("zenml[connectors-") for d in extras["optional-dependencies"]["production"]
+    )
 
 
 def test_pipeline_configs_name_the_package_model(rendered):

@@ -173,7 +173,7 @@ def test_auth_questions_are_asked_only_when_relevant_and_secrets_never_recorded(
 def test_auth_none_over_http_is_allowed(tmp_path):
     """We cannot know whether a server wants credentials: `doctor` tells."""
     project = render(tmp_path / "project", mlflow_tracking_uri="http://h", mlflow_auth="none")
-    assert "auth: none" in (project / "stacks" / "local.yaml").read_text()
+    assert "auth: none" in (project / "stacks" / "remote-mlflow.yaml").read_text()
     assert not (project / ".env").exists()
 
 

@@ -208,32 +208,52 @@ def _resource_id(component_type: StackComponentType, configuration: dict[str, An
 
 
 def _validated(
-    component_type: StackComponentType, name: str, flavor: str, configuration: dict[str, Any]
+    client: Client,
+    component_type: StackComponentType,
+    spec: dict[str, Any],
+    secret: dict[str, str],
 ) -> dict[str, Any]:
     """The configuration as ZenML's flavor validates and stores it (defaults its validators
-    fill in included), so that comparing it with the registered one is exact."""
+    fill in included), so that comparing it with the registered one is exact.
+
+    References to the stack's secret are validated with the values they will resolve to (the
+    secret may not exist yet: --dry-run) and kept as references.
+    """
+    name, flavor, configuration = spec["name"], spec["flavor"], spec["configuration"]
     try:
-        validated = validate_stack_component_config(configuration, flavor, component_type)
+        client.get_flavor_by_name_and_type(flavor, component_type)
     except KeyError:
         raise StackError(
             f"{component_type.value} '{name}': ZenML has no {component_type.value} flavor "
             f"'{flavor}'"
         ) from None
+    references = {
+        key: value
+        for key, value in configuration.items()
+        if isinstance(value, str) and value.startswith("{" * 2) and value.endswith("}" * 2)
+    }
+    resolved = {
+        **configuration,
+        **{key: secret.get(ref[2:-2].split(".", 1)[-1], ref) for key, ref in references.items()},
+    }
+    try:
+        validated = validate_stack_component_config(resolved, flavor, component_type)
     except (ValueError, ImportError) as error:
         first_line = str(error).strip().splitlines()[0]
         raise StackError(f"{component_type.value} '{name}' ({flavor}): {first_line}") from None
-    return validated.model_dump(mode="json", exclude_unset=True)
+    return {**validated.model_dump(mode="json", exclude_unset=True), **references}
 
 
 def _sync_component(
     client: Client,
     component_type: StackComponentType,
     spec: dict,
+    secret: dict[str, str],
     connector_id,
     apply: bool,
 ) -> str | None:
     name, flavor = spec["name"], spec["flavor"]
-    configuration = _validated(component_type, name, flavor, spec["configuration"])
+    configuration = _validated(client, component_type, spec, secret)
     link = spec.get("connector") and connector_id
     resource_id = _resource_id(component_type, configuration) if link else None
     try:
@@ -307,7 +327,8 @@ def register_stack(
             component_type = StackComponentType(type_name)
         except ValueError:
             raise StackError(f"stacks/{name}.yaml: unknown component type '{type_name}'") from None
-        change = _sync_component(client, component_type, component, connector_id, apply)
+        secret = spec.get("secret") or {}
+        change = _sync_component(client, component_type, component, secret, connector_id, apply)
         changes += [change] if change else []
         components[component_type] = component["name"]
 

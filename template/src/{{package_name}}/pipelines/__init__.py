@@ -9,14 +9,20 @@ from zenml.utils import source_utils
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+EXPORT_REQUIREMENTS = [
+    *("uv", "export", "--format=requirements-txt", "--directory={directory}", "--locked"),
+    *("--no-hashes", "--no-emit-project", "--no-dev", "--all-extras"),
+]
 
 # How a remote orchestrator (stacks/production.yaml) builds the image the steps run in; local
 # runs ignore it. The parent is ZenML's image for this ZenML and Python version, the
-# requirements are exported from pyproject.toml (the lock's versions, with `uv export`), and
-# the project itself is installed into the image, so steps import it as they do here.
+# requirements are exported from uv.lock, and the project itself is installed into the image,
+# so steps import it as they do here.
 DOCKER_SETTINGS = DockerSettings(
     parent_image=f"zenmldocker/zenml:{zenml.__version__}-py{PYTHON}",
     pyproject_path=str(PROJECT_ROOT / "pyproject.toml"),
+    # uv.lock's versions, without the dev tools; the extras hold the cloud clients (production).
+    pyproject_export_command=EXPORT_REQUIREMENTS,
     python_package_installer="uv",
     local_project_install_command="uv pip install --system --no-deps .",
     # The code is baked into the image (needed for the install above), not downloaded at run time.

@@ -158,8 +158,8 @@ def vertex_plan(model_name: str, version: str, serving: VertexServing, out: Path
     deploy_on_endpoint = (
         f"MODEL=$(gcloud ai models list {where} --filter=display_name={display} {find}) && "
         f"ENDPOINT=$(gcloud ai endpoints list {where} --filter=display_name={name} {find}) && "
-        f'{{ [ -n "$ENDPOINT" ] || ENDPOINT=$(gcloud ai endpoints create {where} '
-        f"--display-name={name} --format='value(name)'); }} && "
+        f'if [ -z "$ENDPOINT" ]; then ENDPOINT=$(gcloud ai endpoints create {where} '
+        f"--display-name={name} --format='value(name)'); fi && "
         f'gcloud ai endpoints deploy-model "$ENDPOINT" {where} --model="$MODEL" '
         f"--display-name={display} --machine-type={serving.machine_type} "
         f"--min-replica-count={serving.min_replicas} --max-replica-count={serving.max_replicas} "
