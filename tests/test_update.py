@@ -216,7 +216,9 @@ def edit(path: Path, old: str, new: str) -> None:
 def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_trains(
     template, tmp_path
 ):
-    repo, release = template
+    shared, release = template
+    repo = tmp_path / "template"  # this test adds a later release: its own clone (tags too)
+    git(tmp_path, "clone", "-q", str(shared), str(repo))
     project = tmp_path / "fraud-detector"
     answers = {"project_name": "Fraud Detector"}
     copier.run_copy(str(repo), project, data=answers, defaults=True, vcs_ref=LAST_RELEASE)
@@ -250,6 +252,7 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["_commit"] == release
     # The migration ran once, over the template's config and the user's own.
+    assert log.count("/migrations/v0_2_0_model_name.py") == 1
     assert log.count("migration 0.2.0: ") == 2
     assert "migration 0.2.0: configs/small.yaml: `registry.model_name` -> `model_name`" in log
     assert small.read_text() == small_before.replace(
@@ -292,7 +295,7 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"Updated to template {release}." in again.stdout
     assert "No conflicts." in again.stdout
-    assert "migration 0.2.0" not in again.stdout + again.stderr  # guarded by version
+    assert "v0_2_0_model_name.py" not in again.stdout + again.stderr  # guarded by version
     assert git(project, "status", "--porcelain") == ""  # a second update is a no-op
 
     # 3. A later release changes the hyperparameter the user changed: `make update` says so.
