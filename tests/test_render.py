@@ -300,7 +300,8 @@ def test_pipeline_configs_name_the_package_model(rendered):
     project, answers = rendered
     configs = project / "configs"
     training = yaml.safe_load((configs / "training.yaml").read_text())
-    assert training["registry"]["model_name"] == answers["package_name"]
+    assert training["model_name"] == answers["package_name"]
+    assert "registry" not in training  # moved in 0.2.0: the same key in every pipeline config
     assert training["data"]["source"] == "sklearn:breast_cancer"
     assert training["promotion"]["mode"] == "enforce"
     for name in ("deployment.yaml", "batch_inference.yaml"):

@@ -39,14 +39,14 @@ def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dic
     the promotion verdict."""
     use_package_sources()
     run = training_pipeline.with_options(
-        model=Model(name=config.registry.model_name, description="Trained by training_pipeline"),
+        model=Model(name=config.model_name, description="Trained by training_pipeline"),
         enable_cache=enable_cache,
     )(
         data=config.data,
         split=config.split,
         model=config.model,
         promotion=config.promotion,
-        model_name=config.registry.model_name,
+        model_name=config.model_name,
         data_fingerprint=source_fingerprint(config.data.source),
     )
     registered = run.steps["register"].outputs["registered_model"][0].load()
