@@ -142,17 +142,7 @@ def _sync_connector(client: Client, spec: dict[str, Any], root: Path, apply: boo
     name, connector_type = connector["name"], connector["type"]
     auth_method = connector["auth_method"]
     configuration, missing = _connector_settings(spec, root)
-    try:
-        existing = client.get_service_connector(
-            name, allow_name_prefix_match=False, expand_secrets=True
-        )
-    except KeyError:
-        existing = None
-    if existing is None and missing:
-        raise StackError(
-            f"service connector {name} needs {', '.join(missing)} in the environment or .env "
-            "(see .env.example)"
-        )
+    existing = _registered_connector(client, spec, missing)
     if existing is not None and (missing or _same_connector(existing, connector, configuration)):
         return None, existing.id  # unchanged, or kept as registered (e.g. by a teammate)
     if not apply:
@@ -177,6 +167,22 @@ def _sync_connector(client: Client, spec: dict[str, Any], root: Path, apply: boo
         list_resources=False,
     )
     return f"update service connector {name} ({connector_type}, {auth_method})", existing.id
+
+
+def _registered_connector(client: Client, spec: dict[str, Any], missing: list[str]):
+    """The connector as registered, or None; without it, the credentials must be at hand."""
+    name = spec["service_connector"]["name"]
+    try:
+        return client.get_service_connector(
+            name, allow_name_prefix_match=False, expand_secrets=True
+        )
+    except KeyError:
+        if missing:
+            raise StackError(
+                f"service connector {name} needs {', '.join(missing)} in the environment or "
+                ".env (see .env.example)"
+            ) from None
+        return None
 
 
 def _same_connector(existing, connector: dict[str, Any], configuration: dict[str, Any]) -> bool:
@@ -314,6 +320,8 @@ def register_stack(
             Client.initialize(root)  # `zenml init`: the active stack is then remembered per project
         changes.append(f"initialize ZenML repository in {root}")
     client = Client()
+    if spec.get("service_connector"):  # missing cloud credentials: stop before any change
+        _registered_connector(client, spec, _connector_settings(spec, root)[1])
     # The secret first: the tracker's configuration refers to it.
     change = _sync_secret(client, secret_name(spec), spec.get("secret") or {}, apply)
     changes += [change] if change else []
