@@ -21,6 +21,7 @@ ANSWER_SETS = {
         "mlflow_username": "ana",
         "mlflow_password": "pw-render-'quoted' #1",
         "mlflow_insecure_tls": True,
+        "zenml_server_url": "https://zenml.example.com",
         "author_name": 'Ana "Data" O\'Neil',
         "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
         "to "
@@ -35,6 +36,7 @@ ANSWER_SETS = {
         "mlflow_tracking_uri": "http://127.0.0.1:5000",
         "mlflow_auth": "token",
         "mlflow_token": "tok-render-123",
+        "zenml_server_url": "http://127.0.0.1:8237/",
     },
     "proprietary-313-ipv6-tensorflow": {
         "project_name": "Ops",
@@ -43,6 +45,7 @@ ANSWER_SETS = {
         "python_version": "3.13",
         "model_framework": "tensorflow",
         "mlflow_tracking_uri": "http://[::1]:8080/mlflow",
+        "zenml_server_url": "http://[::1]:8237/zenml",
     },
 }
 
@@ -55,6 +58,7 @@ PACKAGE_FILES = [
     "errors.py",
     "stack.py",
     "tracker.py",
+    "zenml_server.py",
     "data/__init__.py",
     "data/load.py",
     "data/split.py",
@@ -106,6 +110,7 @@ PROJECT_FILES = [
     "tests/test_promotion.py",
     "tests/test_serving.py",
     "tests/test_stack.py",
+    "tests/test_zenml_server.py",
 ]
 FRAMEWORK_FILES = {
     "sklearn": ["src/{package}/models/sklearn.py", "tests/test_model_sklearn.py"],
@@ -262,3 +267,18 @@ def test_makefile_has_the_documented_targets(rendered):
     for target in (*targets, "all", "test", "lint", "mlflow-ui"):
         assert f"\n{target}:" in makefile
     assert "sync --python $(PYTHON_VERSION)" in makefile
+
+
+def test_zenml_server_url_reaches_the_cli_and_make_setup(rendered):
+    project, answers = rendered
+    module = (project / "src" / answers["package_name"] / "zenml_server.py").read_text()
+    assert f'SERVER_URL = "{answers["zenml_server_url"]}"\n' in module
+    setup = (project / "Makefile").read_text().split("\nsetup:")[1].split("\n\n")[0]
+    assert ("$(PACKAGE) login" in setup) == bool(answers["zenml_server_url"])
+    assert "\nlogin:" in (project / "Makefile").read_text()
+    assert "ZENML_STORE_API_KEY=\n" in (project / ".env.example").read_text()
+    assert ".zenml-server/\n" in (project / ".gitignore").read_text()
+    readme = (project / "README.md").read_text()
+    assert "## ZenML server" in readme and "zenml service-account create" in readme
+    if answers["zenml_server_url"]:
+        assert f"ZenML server **{answers['zenml_server_url']}**" in readme
