@@ -98,12 +98,14 @@ def test_doctor_reports_every_check_ok(project, mlflow_auth_server):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[:2] for line in lines] == [
+        ["ok", "zenml:"],
         ["ok", "tracker:"],
         ["ok", "credentials:"],
         ["ok", "registry:"],
         ["ok", "stack:"],
     ]
-    assert "accepted (basic auth as alice)" in lines[1]
+    assert "local ZenML store" in lines[0]
+    assert "accepted (basic auth as alice)" in lines[2]
     print(f"\n[timing] doctor, all ok: {seconds:.1f} s")
     assert seconds < 10
 

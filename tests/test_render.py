@@ -24,6 +24,7 @@ ANSWER_SETS = {
         "production_stack": "sagemaker",
         "cloud_region": "eu-west-1",
         "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
+        "zenml_server_url": "https://zenml.example.com",
         "author_name": 'Ana "Data" O\'Neil',
         "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
         "to "
@@ -41,6 +42,7 @@ ANSWER_SETS = {
         "production_stack": "vertex",
         "gcp_project": "credit-risk-prod",
         "cloud_region": "europe-west4",
+        "zenml_server_url": "http://127.0.0.1:8237/",
     },
     "proprietary-313-ipv6-tensorflow": {
         "project_name": "Ops",
@@ -53,6 +55,7 @@ ANSWER_SETS = {
         "artifact_store": "azure",
         "artifact_store_uri": "az://ops-artifacts/zenml",
         "kubernetes_namespace": "ml-serving",
+        "zenml_server_url": "http://[::1]:8237/zenml",
     },
 }
 
@@ -65,6 +68,7 @@ PACKAGE_FILES = [
     "errors.py",
     "stack.py",
     "tracker.py",
+    "zenml_server.py",
     "data/__init__.py",
     "data/load.py",
     "data/split.py",
@@ -118,6 +122,7 @@ PROJECT_FILES = [
     "tests/test_remote.py",
     "tests/test_serving.py",
     "tests/test_stack.py",
+    "tests/test_zenml_server.py",
 ]
 FRAMEWORK_FILES = {
     "sklearn": ["src/{package}/models/sklearn.py", "tests/test_model_sklearn.py"],
@@ -329,3 +334,18 @@ def test_makefile_has_the_documented_targets(rendered):
     for target in (*targets, "all", "test", "lint", "mlflow-ui"):
         assert f"\n{target}:" in makefile
     assert "sync --python $(PYTHON_VERSION)" in makefile
+
+
+def test_zenml_server_url_reaches_the_cli_and_make_setup(rendered):
+    project, answers = rendered
+    module = (project / "src" / answers["package_name"] / "zenml_server.py").read_text()
+    assert f'SERVER_URL = "{answers["zenml_server_url"]}"\n' in module
+    setup = (project / "Makefile").read_text().split("\nsetup:")[1].split("\n\n")[0]
+    assert ("$(PACKAGE) login" in setup) == bool(answers["zenml_server_url"])
+    assert "\nlogin:" in (project / "Makefile").read_text()
+    assert "ZENML_STORE_API_KEY=\n" in (project / ".env.example").read_text()
+    assert ".zenml-server/\n" in (project / ".gitignore").read_text()
+    readme = (project / "README.md").read_text()
+    assert "## ZenML server" in readme and "zenml service-account create" in readme
+    if answers["zenml_server_url"]:
+        assert f"ZenML server **{answers['zenml_server_url']}**" in readme

@@ -46,6 +46,16 @@ SAGEMAKER = {**PRODUCTION, "production_stack": "sagemaker"}
             "mlflow_username must not contain spaces",
         ),
         ({"mlflow_tracking_uri": "http://h:5000", "mlflow_auth": "oauth"}, "Invalid choice"),
+        ({"zenml_server_url": "zenml.example.com"}, "zenml_server_url must be an http://"),
+        ({"zenml_server_url": "grpc://zenml.example.com"}, "zenml_server_url must be an http://"),
+        ({"zenml_server_url": "http://:8237"}, "zenml_server_url has no valid host"),
+        ({"zenml_server_url": "http://host:0"}, "zenml_server_url has an invalid port"),
+        ({"zenml_server_url": "http://host:8237 "}, "zenml_server_url must not contain spaces"),
+        ({"zenml_server_url": "https://host/?key=x"}, "must not have a query or fragment"),
+        (
+            {"zenml_server_url": "https://sa:ZENKEY_x@zenml.example.com"},
+            "zenml_server_url must not contain credentials",
+        ),
         ({"license": "GPL-3.0"}, "Invalid choice"),
         ({"python_version": "3.9"}, "Invalid choice"),
         ({"model_framework": "pytorch"}, "Invalid choice"),
@@ -143,6 +153,16 @@ def test_package_name_is_derived_from_the_project_name(tmp_path, project_name, p
 def test_good_tracking_uris_are_accepted(tmp_path, uri):
     project = render(tmp_path / "project", mlflow_tracking_uri=uri)
     assert uri in (project / "stacks" / "remote-mlflow.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "url", ["", "http://127.0.0.1:8237", "https://zenml.example.com/", "http://[::1]:8080/zenml"]
+)
+def test_good_zenml_server_urls_are_accepted_and_recorded(tmp_path, url):
+    project = render(tmp_path / "project", zenml_server_url=url)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["zenml_server_url"] == url
+    assert f'SERVER_URL = "{url}"' in (project / "src/fraud_detector/zenml_server.py").read_text()
 
 
 AUTH_KEYS = {"mlflow_auth", "mlflow_username", "mlflow_password", "mlflow_token"}
