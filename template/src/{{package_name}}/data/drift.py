@@ -55,13 +55,14 @@ class DriftReport:
     def dataset_drift(self) -> bool:
         return bool(self.columns) and self.share >= self.drift_share
 
-    def summary(self) -> str:
-        verdict = "drift" if self.dataset_drift else "no drift"
+    def details(self) -> str:
         return (
-            f"{verdict}: {len(self.drifted)} of {len(self.columns)} columns drifted "
-            f"({self.share:.0%}; the batch drifts from {self.drift_share:.0%}, "
-            f"p < {self.p_value})"
+            f"{len(self.drifted)} of {len(self.columns)} columns drifted ({self.share:.0%}; "
+            f"threshold {self.drift_share:.0%} of the columns at p < {self.p_value})"
         )
+
+    def summary(self) -> str:
+        return f"{'DRIFT' if self.dataset_drift else 'no drift'}: {self.details()}"
 
     def as_dict(self) -> dict:
         return {

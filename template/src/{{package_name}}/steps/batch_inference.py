@@ -66,8 +66,8 @@ def check_drift(
     mlflow.log_metrics({"drift_share": report.share, "drifted_columns": len(report.drifted)})
     if report.dataset_drift and drift.mode == "fail":
         raise DriftError(
-            f"data drift: {report.summary()}; see {path} (drift.mode is fail in "
-            "configs/batch_inference.yaml)"
+            f"the batch drifted from the training data: {report.details()}; "
+            f"nothing was scored (drift.mode: fail); report: {path}"
         )
     result = {"result": report.summary(), "report": str(path), "drifted": str(report.dataset_drift)}
     return result, MarkdownString(markdown)
