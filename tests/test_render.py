@@ -103,6 +103,7 @@ PROJECT_FILES = [
     "configs/training.yaml",
     "stacks/local.yaml",
     "tests/conftest.py",
+    "tests/test_cli.py",
     "tests/test_config.py",
     "tests/test_credentials.py",
     "tests/test_data.py",
