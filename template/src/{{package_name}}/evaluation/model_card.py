@@ -123,7 +123,7 @@ def render_model_card(
         "",
         *(f"- {check}" for check in verdict["checks"]),
         "",
-        "## Hyperparameters",
+        "## Parameters of the training run",
         "",
         *(f"- `{key}`: {value}" for key, value in sorted(params.items())),
         "",

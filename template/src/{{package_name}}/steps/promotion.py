@@ -13,6 +13,7 @@ from zenml.types import MarkdownString
 from ..config import PromotionConfig, find_project_root
 from ..evaluation.metrics import evaluate_classifier
 from ..evaluation.model_card import data_summary, render_model_card, template_version
+from ..evaluation.plots import PLOT_NAMES
 from ..models import as_classifier, load_model
 from ..registry.gate import Verdict
 from ..registry.promotion import audit_context, publish_model_card, run_gate
@@ -39,6 +40,13 @@ def mark_production_in_zenml(model_name: str, zenml_version: str | None) -> None
             stage=ModelStages.PRODUCTION,
             force=True,
         )
+
+
+def _plots(client: MlflowClient, run_id: str) -> list[str]:
+    """The run's plots, in the order of PLOT_NAMES (confusion matrix first)."""
+    paths = [artifact.path for artifact in client.list_artifacts(run_id, PLOTS_FOLDER)]
+    order = {f"{PLOTS_FOLDER}/{name}.png": index for index, name in enumerate(PLOT_NAMES)}
+    return sorted(paths, key=lambda path: order.get(path, len(order)))
 
 
 def write_model_card(
@@ -76,7 +84,7 @@ def write_model_card(
         champion if verdict.champion_version else None,
         data,
         dict(run.data.params),
-        [artifact.path for artifact in client.list_artifacts(found.run_id, PLOTS_FOLDER)],
+        _plots(client, found.run_id),
         lineage,
     )
     return card, publish_model_card(client, name, str(version), card)
