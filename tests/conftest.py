@@ -165,3 +165,29 @@ def mlflow_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aut
         )
         urllib.request.urlopen(request, timeout=10).close()
         yield AuthServer(uri, admin, user)
+
+
+PLOTS = ("confusion_matrix", "roc_curve", "precision_recall_curve", "calibration_curve")
+PLOTS += ("permutation_importance",)
+
+
+def logged_reports(client, version, workdir: Path) -> str:
+    """Check that a registered version's MLflow run holds the evaluation plots (real PNGs with
+    content) and its model card; return the card's text."""
+    from PIL import Image  # pillow comes with mlflow (matplotlib)
+
+    run_id = version.run_id
+    listed = {Path(artifact.path).name for artifact in client.list_artifacts(run_id, "plots")}
+    assert listed == {f"{name}.png" for name in PLOTS}
+    folder = Path(client.download_artifacts(run_id, "plots", str(workdir)))
+    for name in PLOTS:
+        path = folder / f"{name}.png"
+        with Image.open(path) as image:
+            image.load()  # decodes every pixel
+            assert image.format == "PNG" and image.width >= 400 and image.height >= 300
+            assert len(image.getcolors(maxcolors=1_000_000)) > 20, f"{name} is blank"
+        assert path.stat().st_size > 5_000
+    assert version.tags["model_card"] == f"runs:/{run_id}/model_card.md"
+    card = Path(client.download_artifacts(run_id, "model_card.md", str(workdir))).read_text()
+    assert card.startswith(f"# Model card: {version.name} v{version.version}\n")
+    return card

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from conftest import render, run
+from conftest import logged_reports, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -56,7 +56,7 @@ def test_setup_is_idempotent(project):
     assert "Stack 'local' is up to date and active." in result.stdout
 
 
-def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_server):
+def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_server, tmp_path):
     result = train(project, MLFLOW_TRACKING_URI=mlflow_server)
 
     client = MlflowClient(mlflow_server)
@@ -82,6 +82,26 @@ def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_serve
     )
     zenml_side = run([".venv/bin/python", "-c", query], cwd=project).stdout.split()
     assert zenml_side[0] == version.version
+
+    # Plots and the model card in the MLflow run, a local copy of the card, and the same plots
+    # and card as visualizations of the ZenML run (the dashboard shows those).
+    card = logged_reports(client, version, tmp_path)
+    assert "**Gate verdict: promoted** (mode `enforce`)" in card
+    assert "| roc_auc |" in card and "![confusion matrix](plots/confusion_matrix.png)" in card
+    assert "| template version |" in card and "| ZenML pipeline run |" in card
+    assert (project / "outputs" / "model_card.md").read_text() == card
+    assert "model card:        outputs/model_card.md" in result.stdout
+    query = (
+        "from zenml.client import Client; "
+        "from zenml.artifacts.utils import load_artifact_visualization as load; "
+        f"run = Client().get_pipeline_run('{version.tags['zenml_pipeline_run']}'); "
+        "html = run.steps['evaluate'].outputs['evaluation_report'][0]; "
+        "card = run.steps['promote'].outputs['model_card'][0]; "
+        "print(html.visualizations[0].type.value, load(html).value.count('data:image/png')); "
+        "print(card.visualizations[0].type.value, load(card).value.splitlines()[0])"
+    )
+    shown = run([".venv/bin/python", "-c", query], cwd=project).stdout.splitlines()[-2:]
+    assert shown == ["html 5", f"markdown # Model card: {PACKAGE} v{version.version}"]
 
 
 def test_train_with_the_embedded_default_keeps_mlflow_in_the_project(project, tmp_path):

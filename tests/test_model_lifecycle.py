@@ -1,5 +1,6 @@
-"""The model lifecycle of a generated project against a real MLflow server: the validation
-gate and aliases, rollback, deployment with ZenML's MLflow deployer, batch inference.
+"""The model lifecycle of a generated project against a real MLflow server: hyperparameter
+search, the validation gate and aliases, model cards, rollback, deployment with ZenML's MLflow
+deployer, batch inference with its data drift gate.
 
 The tests run in order and share one project, as a user would work through the lifecycle.
 """
@@ -19,7 +20,7 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from conftest import render, run
+from conftest import logged_reports, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -40,10 +41,11 @@ def project(tmp_path_factory, mlflow_server) -> Path:
         project_name="Churn Guard",
         mlflow_tracking_uri=mlflow_server,
         production_stack="kubernetes",  # for the `deploy --target kubernetes` test
+        hyperparameter_tuning=True,
     )
     run(["make", "setup"], cwd=project)
     for mode in ("enforce", "dry_run"):  # a deliberately worse model, judged in each mode
-        config = (project / "configs" / "training.yaml").read_text()
+        config = (project / "configs" / "training.yaml").read_text().split("\ntuning:")[0]
         config = re.sub(r"\nmodel:\n(  .*\n)+", WORSE_MODEL, config)
         (project / "configs" / f"worse_{mode}.yaml").write_text(
             config.replace("mode: enforce", f"mode: {mode}")
@@ -94,10 +96,26 @@ def endpoint_of(output: str) -> str:
     return re.search(r"endpoint: +(http://\S+)", output).group(1)
 
 
-def test_first_model_becomes_champion(project, mlflow_server, client):
+def test_first_model_is_tuned_and_becomes_champion(project, mlflow_server, client, tmp_path):
     output = run_cli(project, mlflow_server, "train").stdout
     assert "gate:              promoted (enforce)" in output
     assert alias(client, "champion") == alias(client, "challenger") == "1"
+
+    # Hyperparameter search: one child run per candidate of configs/training.yaml (a grid of
+    # four values of C), and the registered version trained with the best candidate's C.
+    version = client.get_model_version(PACKAGE, "1")
+    parent = client.get_run(version.run_id)
+    trials = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{version.run_id}'"
+    )
+    assert sorted(float(t.data.params["params.C"]) for t in trials) == [0.01, 0.1, 1.0, 10.0]
+    best = max(trials, key=lambda t: (t.data.metrics["cv_roc_auc"], -int(t.data.params["trial"])))
+    assert parent.data.params["params.C"] == best.data.params["params.C"]
+    assert parent.data.params["tuning.best_trial"] == best.data.params["trial"]
+    assert f"tuning:            best of 4 grid trials: trial-{best.data.params['trial']}" in output
+    card = logged_reports(client, version, tmp_path)
+    assert "**Gate verdict: promoted** (mode `enforce`)" in card
+    assert f"- `params.C`: {best.data.params['params.C']}" in card
     tags = client.get_model_version(PACKAGE, "1").tags
     assert tags["gate.result"] == "promoted" and tags["gate.mode"] == "enforce"
     assert {"gate.user", "gate.time", "gate.zenml_pipeline_run", "metric.roc_auc"} <= set(tags)
@@ -114,7 +132,7 @@ def test_first_model_becomes_champion(project, mlflow_server, client):
     assert stage == tags["zenml_model_version"]  # ZenML's production version is the champion
 
 
-def test_worse_model_is_rejected_in_enforce_mode(project, mlflow_server, client):
+def test_worse_model_is_rejected_in_enforce_mode(project, mlflow_server, client, tmp_path):
     worse = "configs/worse_enforce.yaml"
     output = run_cli(project, mlflow_server, "train", "--config", worse).stdout
     assert "gate:              rejected (enforce)" in output
@@ -126,6 +144,10 @@ def test_worse_model_is_rejected_in_enforce_mode(project, mlflow_server, client)
     assert version.tags["gate.champion_version"] == "1"
     assert float(version.tags["champion_metric.roc_auc"]) > float(version.tags["metric.roc_auc"])
     assert "Validation gate (enforce): rejected" in version.description
+    card = logged_reports(client, version, tmp_path)
+    assert "**Gate verdict: rejected** (mode `enforce`)" in card
+    assert "| metric | this version | minimum | champion v1 | gain | gain needed |" in card
+    assert "- `estimator`: sklearn.dummy.DummyClassifier" in card
 
 
 def test_dry_run_reports_the_failure_and_promotes_anyway(project, mlflow_server, client):
@@ -171,9 +193,11 @@ def test_bad_payloads_get_one_line_and_the_server_keeps_serving(project, mlflow_
     assert run_cli(project, mlflow_server, "predict").stdout.strip()
 
 
-def test_redeploy_after_promotion_serves_the_new_version(project, mlflow_server, client):
+def test_redeploy_after_promotion_serves_the_new_version(project, mlflow_server, client, tmp_path):
     run_cli(project, mlflow_server, "promote", "--version", "2", "--force")
     assert alias(client, "champion") == "2"
+    card = logged_reports(client, client.get_model_version(PACKAGE, "2"), tmp_path)
+    assert "**Gate verdict: promoted (forced)** (mode `forced`)" in card  # written again
     url = endpoint_of(run_cli(project, mlflow_server, "deploy").stdout)
 
     rows = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
@@ -186,13 +210,66 @@ def test_redeploy_after_promotion_serves_the_new_version(project, mlflow_server,
     assert "serving v2 (running)" in status
 
 
-def test_batch_inference_scores_every_row_with_the_champion(project, mlflow_server):
+def test_batch_inference_scores_every_row_with_the_champion(project, mlflow_server, client):
     output = run_cli(project, mlflow_server, "batch-infer").stdout
     assert f"{PACKAGE} v2" in output
     predictions = pd.read_csv(project / "outputs" / "predictions.csv")
     assert len(predictions) == 569  # the bundled breast-cancer set, one row per input row
     assert set(predictions["model_version"].astype(str)) == {"2"}
     assert predictions["prediction"].notna().all()
+
+    # The batch is the data the model was trained on (and more): no drift, and the report says
+    # so, in the project and in the batch run's MLflow artifacts.
+    assert "drift:             no drift: 0 of 30 columns drifted" in output
+    report = json.loads((project / "outputs" / "drift_report.json").read_text())
+    assert report["dataset_drift"] is False and len(report["columns"]) == 30
+    run_id = re.search(r"runs/(\w+)", output).group(1)
+    logged = {a.path for a in client.list_artifacts(run_id, "drift")}
+    assert logged == {"drift/drift_report.md", "drift/drift_report.json"}
+
+
+@pytest.fixture(scope="module")
+def drifted_batch(project) -> Path:
+    """The breast-cancer rows with every feature shifted by one standard deviation."""
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+    rows = rows.sample(200, random_state=1)
+    path = project / "drifted.csv"
+    (rows + rows.std()).to_csv(path, index=False)
+    return path
+
+
+def batch_config(project: Path, mode: str) -> str:
+    config = (project / "configs" / "batch_inference.yaml").read_text()
+    config = config.replace("input: sklearn:breast_cancer", "input: drifted.csv")
+    path = project / "configs" / f"drifted_{mode}.yaml"
+    path.write_text(config.replace("mode: warn", f"mode: {mode}"))
+    return str(path)
+
+
+def test_a_drifted_batch_is_scored_with_a_warning_in_warn_mode(
+    project, mlflow_server, drifted_batch
+):
+    config = batch_config(project, "warn")
+    result = run_cli(project, mlflow_server, "batch-infer", "--config", config)
+    assert "drift:             DRIFT: 30 of 30 columns drifted" in result.stdout
+    assert "warning: data drift: DRIFT: 30 of 30 columns drifted" in result.stderr
+    assert len(pd.read_csv(project / "outputs" / "predictions.csv")) == 200
+
+
+def test_a_drifted_batch_stops_batch_inference_in_fail_mode(project, mlflow_server, drifted_batch):
+    config = batch_config(project, "fail")
+    result = run_cli(project, mlflow_server, "batch-infer", "--config", config, check=False)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: the batch drifted from the training data: 30 of 30 columns drifted (100%; "
+        "threshold 50% of the columns at p < 0.05); nothing was scored (drift.mode: fail); "
+        f"report: {project / 'outputs' / 'drift_report.md'}"
+    ]
+    assert "hint: read the report" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    report = json.loads((project / "outputs" / "drift_report.json").read_text())
+    assert report["dataset_drift"] is True and report["batch_rows"] == 200
 
 
 def test_kubernetes_target_writes_an_image_of_the_champion_and_valid_manifests(

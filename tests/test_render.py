@@ -25,6 +25,7 @@ ANSWER_SETS = {
         "cloud_region": "eu-west-1",
         "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
         "zenml_server_url": "https://zenml.example.com",
+        "hyperparameter_tuning": True,
         "author_name": 'Ana "Data" O\'Neil',
         "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
         "to "
@@ -43,6 +44,7 @@ ANSWER_SETS = {
         "gcp_project": "credit-risk-prod",
         "cloud_region": "europe-west4",
         "zenml_server_url": "http://127.0.0.1:8237/",
+        "hyperparameter_tuning": True,
     },
     "proprietary-313-ipv6-tensorflow": {
         "project_name": "Ops",
@@ -70,12 +72,16 @@ PACKAGE_FILES = [
     "tracker.py",
     "zenml_server.py",
     "data/__init__.py",
+    "data/drift.py",
     "data/load.py",
     "data/split.py",
     "data/validate.py",
     "evaluation/__init__.py",
     "evaluation/metrics.py",
+    "evaluation/model_card.py",
+    "evaluation/plots.py",
     "models/__init__.py",
+    "models/tuning.py",
     "pipelines/__init__.py",
     "pipelines/batch_inference.py",
     "pipelines/deployment.py",
@@ -112,17 +118,22 @@ PROJECT_FILES = [
     "configs/training.yaml",
     "stacks/local.yaml",
     "tests/conftest.py",
+    "tests/test_cli.py",
     "tests/test_config.py",
     "tests/test_credentials.py",
     "tests/test_data.py",
+    "tests/test_drift.py",
     "tests/test_e2e.py",
     "tests/test_gate.py",
     "tests/test_metrics.py",
+    "tests/test_model_card.py",
+    "tests/test_plots.py",
     "tests/test_promotion.py",
     "tests/test_remote.py",
     "tests/test_serving.py",
     "tests/test_stack.py",
     "tests/test_zenml_server.py",
+    "tests/test_tuning.py",
 ]
 FRAMEWORK_FILES = {
     "sklearn": ["src/{package}/models/sklearn.py", "tests/test_model_sklearn.py"],
@@ -191,6 +202,7 @@ def test_answers_file_records_every_answer(rendered):
     for question in ("project_name", "package_name", "license", "python_version"):
         assert question in answers
     assert {"model_framework", "mlflow_tracking_uri", "author_email", "_src_path"} <= set(answers)
+    assert "hyperparameter_tuning" in answers
     assert "reserved_package_names" not in answers
 
 
@@ -204,6 +216,7 @@ def test_pyproject_describes_the_package(rendered):
     assert pyproject["project"]["authors"][0]["name"] == answers["author_name"]
     dependencies = pyproject["project"]["dependencies"]
     assert "zenml[local]==0.98.*" in dependencies and "mlflow>=3,<4" in dependencies
+    assert {"rich>=13", "matplotlib>=3.8", "scipy>=1.11"} <= set(dependencies)
     tensorflow = [d for d in dependencies if d.startswith(("tensorflow", "keras"))]
     if answers["model_framework"] == "tensorflow":
         assert any(d.startswith("tensorflow-cpu") and "x86_64" in d for d in tensorflow)
@@ -313,6 +326,28 @@ def test_pipeline_configs_name_the_package_model(rendered):
         config = yaml.safe_load((configs / name).read_text())
         assert config["model_name"] == answers["package_name"]
         assert config["alias"] == "champion"
+    drift = yaml.safe_load((configs / "batch_inference.yaml").read_text())["drift"]
+    assert drift == {
+        "mode": "warn",
+        "p_value": 0.05,
+        "drift_share": 0.5,
+        "report": "outputs/drift_report.md",
+    }
+
+
+def test_tuning_section_follows_the_answer(rendered):
+    project, answers = rendered
+    training = yaml.safe_load((project / "configs" / "training.yaml").read_text())
+    if not answers["hyperparameter_tuning"]:
+        assert "tuning" not in training
+        return
+    tuning = training["tuning"]
+    assert tuning["strategy"] == "grid" and tuning["metric"] == "roc_auc"
+    space = tuning["search_space"]
+    if answers["model_framework"] == "sklearn":
+        assert space == {"params.C": [0.01, 0.1, 1.0, 10.0]}
+    else:  # few epochs keep the Keras trials small
+        assert space["epochs"] == [15] and len(space["learning_rate"]) == 2
 
 
 def test_readme_tells_what_to_run(rendered):

@@ -1,7 +1,8 @@
 """The TensorFlow/Keras variant: the same lifecycle as scikit-learn, against a real MLflow server.
 
 TensorFlow is heavy (about 1.4 GB installed, ~12 s to import), so this module runs the whole
-lifecycle once with `make all`, then the generated project's own unit tests.
+lifecycle once with `make all` (hyperparameter search on), then the generated project's own unit
+tests.
 """
 
 import json
@@ -14,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from conftest import render, run
+from conftest import logged_reports, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -27,6 +28,7 @@ def project(tmp_path_factory, mlflow_server) -> Path:
         tmp_path_factory.mktemp("tensorflow") / "tensor-guard",
         project_name="Tensor Guard",
         model_framework="tensorflow",
+        hyperparameter_tuning=True,
     )
     run(["make", "setup"], cwd=project)
     size = subprocess.run(["du", "-sm", ".venv"], cwd=project, capture_output=True, text=True)
@@ -42,7 +44,7 @@ def test_only_the_chosen_framework_is_installed(project):
     assert not (project / "src" / PACKAGE / "models" / "sklearn.py").exists()
 
 
-def test_all_trains_promotes_deploys_and_serves_probabilities(project, mlflow_server):
+def test_all_trains_promotes_deploys_and_serves_probabilities(project, mlflow_server, tmp_path):
     result = run(["make", "all"], cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
     phase = r"^  (train \+ promote|deploy|first prediction|total): +([\d.]+) s"
     phases = dict(re.findall(phase, result.stdout, re.M))
@@ -54,6 +56,18 @@ def test_all_trains_promotes_deploys_and_serves_probabilities(project, mlflow_se
     run_data = client.get_run(champion.run_id).data
     assert run_data.metrics["roc_auc"] > 0.9  # the same metric names as scikit-learn
     assert run_data.params["hidden_units"] == "[32, 16]"
+
+    # Two learning rates searched (15 epochs each), one child run each; the best one trained.
+    trials = client.search_runs(
+        [client.get_run(champion.run_id).info.experiment_id],
+        f"tags.mlflow.parentRunId = '{champion.run_id}'",
+    )
+    assert sorted(float(t.data.params["learning_rate"]) for t in trials) == [0.001, 0.01]
+    best = max(trials, key=lambda t: (t.data.metrics["cv_roc_auc"], -int(t.data.params["trial"])))
+    assert run_data.params["learning_rate"] == best.data.params["learning_rate"]
+    assert run_data.params["epochs"] == "15"
+    card = logged_reports(client, champion, tmp_path)  # the same plots as scikit-learn's
+    assert "**Gate verdict: promoted** (mode `enforce`)" in card
 
     url = re.search(r"serving: +v\d+ at (http://\S+)", result.stdout).group(1)
     # Rows as a user would send them (TensorFlow is not installed in this test environment).

@@ -1,29 +1,43 @@
-"""Errors the CLI reports as one clear line (no traceback)."""
+"""Errors the CLI reports as one clear line (no traceback), followed by a hint line.
+
+`{prog}` in a hint stands for the command's name.
+"""
 
 
 class ProjectError(Exception):
     """Base class: a problem the user can fix, described in one line."""
 
+    hint = "`{prog} --verbose ...` shows the traceback"
+
 
 class ConfigError(ProjectError, ValueError):
     """A configuration file is missing or invalid."""
+
+    hint = "the comments in configs/*.yaml describe every setting"
 
 
 class DataValidationError(ProjectError, ValueError):
     """The dataset breaks a rule: the message names the column and the rule."""
 
+    hint = "fix the data, or the `data:` rules in configs/training.yaml"
+
 
 class StackError(ProjectError):
     """The ZenML stack cannot be registered or used."""
+
+    hint = "`{prog} doctor` checks the tracker and the stack"
 
 
 class TrackerUnreachableError(ProjectError):
     """The MLflow tracking server does not answer."""
 
+    hint = "`{prog} doctor` checks the tracker; MLFLOW_TRACKING_URI overrides stacks/*.yaml"
+
 
 class CredentialsRejectedError(ProjectError):
     """The MLflow tracking server refuses the configured credentials (HTTP 401/403)."""
 
+    hint = "edit .env (see .env.example), then `{prog} doctor`"
 
 class ZenmlServerError(ProjectError):
     """The ZenML server is unreachable, or no API key is set, or it refuses the key."""

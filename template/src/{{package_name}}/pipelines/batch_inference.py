@@ -1,10 +1,11 @@
-"""Batch inference pipeline: resolve @champion -> load a batch -> validate and score it."""
+"""Batch inference pipeline: resolve @champion -> load a batch -> drift check against the
+training data -> validate and score it."""
 
 from zenml import pipeline
 from zenml.enums import ExecutionMode
 
-from ..config import BatchInferenceConfig, DataConfig
-from ..steps.batch_inference import load_batch, score_batch
+from ..config import BatchInferenceConfig, DataConfig, DriftConfig
+from ..steps.batch_inference import check_drift, load_batch, score_batch
 from ..steps.deployment import resolve_version
 from . import DOCKER_SETTINGS, use_package_sources
 
@@ -20,10 +21,19 @@ def batch_inference_pipeline(
     labels: list,
     max_missing_fraction: float,
     output: str,
+    drift: DriftConfig,
 ) -> None:
     model = resolve_version(model_name, alias)
     batch = load_batch(source, target=target)
-    score_batch(batch, model, labels, max_missing_fraction=max_missing_fraction, output=output)
+    checked, _ = check_drift(batch, model, drift=drift)
+    score_batch(
+        batch,
+        model,
+        labels,
+        max_missing_fraction=max_missing_fraction,
+        output=output,
+        drift=checked,
+    )
 
 
 def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> dict[str, str]:
@@ -37,5 +47,6 @@ def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> dict[
         labels=data.labels,
         max_missing_fraction=data.max_missing_fraction,
         output=config.output,
+        drift=config.drift,
     )
     return run.steps["score_batch"].outputs["batch_predictions"][0].load()

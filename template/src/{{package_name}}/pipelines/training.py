@@ -3,7 +3,14 @@
 from zenml import Model, pipeline
 from zenml.enums import ExecutionMode
 
-from ..config import DataConfig, ModelConfig, PromotionConfig, SplitConfig, TrainingConfig
+from ..config import (
+    DataConfig,
+    ModelConfig,
+    PromotionConfig,
+    SplitConfig,
+    TrainingConfig,
+    TuningConfig,
+)
 from ..data.load import source_fingerprint
 from ..steps.data import load_data, split_data, validate_data
 from ..steps.evaluation import evaluate
@@ -22,16 +29,26 @@ def training_pipeline(
     promotion: PromotionConfig,
     model_name: str,
     data_fingerprint: str,
+    tuning: TuningConfig | None = None,
 ) -> None:
     raw = load_data(source=data.source, fingerprint=data_fingerprint)
     dataset = validate_data(raw, data=data)
     train_set, test_set = split_data(dataset, target=data.target, split=split)
-    trained = train(train_set, target=data.target, model=model, labels=data.labels)
-    metrics = evaluate(trained, test_set, target=data.target, labels=data.labels)
+    trained = train(train_set, target=data.target, model=model, labels=data.labels, tuning=tuning)
+    metrics, _ = evaluate(trained, test_set, target=data.target, labels=data.labels)
     registered = register(
         trained, train_set, data.target, data.labels, metrics=metrics, model_name=model_name
     )
-    promote(registered, metrics, test_set, data.target, labels=data.labels, promotion=promotion)
+    promote(
+        registered,
+        metrics,
+        train_set,
+        test_set,
+        data.target,
+        labels=data.labels,
+        source=data.source,
+        promotion=promotion,
+    )
 
 
 def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dict, dict, dict]:
@@ -48,6 +65,7 @@ def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dic
         promotion=config.promotion,
         model_name=config.model_name,
         data_fingerprint=source_fingerprint(config.data.source),
+        tuning=config.tuning,
     )
     registered = run.steps["register"].outputs["registered_model"][0].load()
     metrics = run.steps["evaluate"].outputs["metrics"][0].load()

@@ -9,6 +9,9 @@ class Verdict:
     passed: bool  # every threshold met
     promote: bool  # the champion alias moves to the challenger
     checks: list[str] = field(default_factory=list)  # "ok: ..." / "FAILED: ..." lines
+    # The champion it was compared with, scored on the same held-out data (none at first).
+    champion_version: str | None = None
+    champion_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def result(self) -> str:

@@ -16,6 +16,7 @@ from .gate import Verdict, judge
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
+MODEL_CARD_ARTIFACT = "model_card.md"
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -119,10 +120,22 @@ def run_gate(
         min_metrics,
         min_improvement,
     )
+    if champion:
+        verdict.champion_version, verdict.champion_metrics = champion
     if verdict.promote:
         set_champion(client, name, version)
     write_verdict(client, name, version, verdict, challenger_metrics, champion, context)
     return verdict
+
+
+def publish_model_card(client: MlflowClient, name: str, version: str, card: str) -> str:
+    """Store the card in the version's MLflow run (next to its plots) and point the version at
+    it with the tag `model_card`; returns the card's URI."""
+    run_id = client.get_model_version(name, str(version)).run_id
+    client.log_text(run_id, card, MODEL_CARD_ARTIFACT)
+    uri = f"runs:/{run_id}/{MODEL_CARD_ARTIFACT}"
+    client.set_model_version_tag(name, str(version), "model_card", uri)
+    return uri
 
 
 def rollback(client: MlflowClient, name: str, context: dict[str, str]) -> tuple[str, str]:

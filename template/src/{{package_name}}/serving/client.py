@@ -16,6 +16,8 @@ PAYLOAD_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 class PredictionError(ProjectError):
     """The scoring server refused the request or could not be reached."""
 
+    hint = "`{prog} status` shows the endpoint; `{prog} deploy` (re)starts it"
+
 
 def payload_from_frame(frame: pd.DataFrame) -> dict:
     """Column-named rows: what a model logged with a DataFrame signature expects."""

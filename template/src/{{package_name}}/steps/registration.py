@@ -7,6 +7,7 @@ import mlflow
 import pandas as pd
 from zenml import get_step_context, log_metadata, step
 
+from ..data.drift import REFERENCE_ARTIFACT, reference_sample
 from ..models import TrainedModel, log_model
 from ..registry.registration import ZENML_VERSION_TAG, register_logged_model
 
@@ -21,7 +22,10 @@ def register(
     model_name: str,
 ) -> Annotated[dict[str, str], "registered_model"]:
     run = mlflow.active_run()
-    model_info = log_model(model, train_set.drop(columns=[target]), labels)
+    features = train_set.drop(columns=[target])
+    model_info = log_model(model, features, labels)
+    # What batch inference compares new data with (drift), even when the source file changes.
+    mlflow.log_text(reference_sample(features).to_csv(index=False), REFERENCE_ARTIFACT)
     context = get_step_context()
     scores = ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())
     version = register_logged_model(
