@@ -39,5 +39,6 @@ class CredentialsRejectedError(ProjectError):
 
     hint = "edit .env (see .env.example), then `{prog} doctor`"
 
+
 class ZenmlServerError(ProjectError):
     """The ZenML server is unreachable, or no API key is set, or it refuses the key."""
