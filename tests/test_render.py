@@ -1,5 +1,6 @@
 """What `copier copy` generates, for a matrix of answers covering every value of every choice."""
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -21,6 +22,7 @@ ANSWER_SETS = {
         "mlflow_username": "ana",
         "mlflow_password": "pw-render-'quoted' #1",
         "mlflow_insecure_tls": True,
+        "ci_provider": "gitlab",
         "author_name": 'Ana "Data" O\'Neil',
         "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
         "to "
@@ -35,6 +37,7 @@ ANSWER_SETS = {
         "mlflow_tracking_uri": "http://127.0.0.1:5000",
         "mlflow_auth": "token",
         "mlflow_token": "tok-render-123",
+        "ci_provider": "github",
     },
     "proprietary-313-ipv6-tensorflow": {
         "project_name": "Ops",
@@ -43,6 +46,7 @@ ANSWER_SETS = {
         "python_version": "3.13",
         "model_framework": "tensorflow",
         "mlflow_tracking_uri": "http://[::1]:8080/mlflow",
+        "ci_provider": "none",
     },
 }
 
@@ -87,6 +91,7 @@ PROJECT_FILES = [
     ".copier-answers.yml",
     ".env.example",
     ".gitignore",
+    ".pre-commit-config.yaml",
     ".python-version",
     "LICENSE",
     "Makefile",
@@ -107,6 +112,16 @@ PROJECT_FILES = [
     "tests/test_serving.py",
     "tests/test_stack.py",
 ]
+CI_FILES = {
+    "github": [
+        ".github/workflows/ci.yml",
+        ".github/workflows/deploy.yml",
+        ".github/workflows/template-update.yml",
+        ".github/workflows/train.yml",
+    ],
+    "gitlab": [".gitlab-ci.yml"],
+    "none": [],
+}
 FRAMEWORK_FILES = {
     "sklearn": ["src/{package}/models/sklearn.py", "tests/test_model_sklearn.py"],
     "tensorflow": ["src/{package}/models/keras.py", "tests/test_model_keras.py"],
@@ -116,9 +131,12 @@ FRAMEWORK_FILES = {
 SECRET_ANSWERS = ("mlflow_password", "mlflow_token")
 
 
-def expected_files(package: str, framework: str = "sklearn", env: bool = False) -> set[str]:
+def expected_files(
+    package: str, framework: str = "sklearn", env: bool = False, ci: str = "github"
+) -> set[str]:
     files = {*PROJECT_FILES, *(f"src/{package}/{name}" for name in PACKAGE_FILES)}
     files |= {".env"} if env else set()
+    files |= set(CI_FILES[ci])
     return files | {name.format(package=package) for name in FRAMEWORK_FILES[framework]}
 
 
@@ -134,7 +152,9 @@ def test_exact_file_set(rendered):
     project, answers = rendered
     files = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
     credentials = any(answers.get(k) for k in ("mlflow_username", *SECRET_ANSWERS))
-    expected = expected_files(answers["package_name"], answers["model_framework"], credentials)
+    expected = expected_files(
+        answers["package_name"], answers["model_framework"], credentials, answers["ci_provider"]
+    )
     assert files == expected
 
 
@@ -155,6 +175,8 @@ def test_no_template_syntax_is_left_over(rendered):
     for path in project.rglob("*"):
         if path.is_file():
             text = path.read_text()
+            if ".github" in path.parts:  # GitHub Actions expressions are ${{ ... }}
+                text = re.sub(r"\$\{\{ [^}]* \}\}", "", text)
             for marker in ("{{", "{%", "{#"):
                 assert marker not in text, f"{marker!r} left in {path.relative_to(project)}"
 

@@ -44,6 +44,7 @@ from conftest import render
         ({"license": "GPL-3.0"}, "Invalid choice"),
         ({"python_version": "3.9"}, "Invalid choice"),
         ({"model_framework": "pytorch"}, "Invalid choice"),
+        ({"ci_provider": "jenkins"}, "Invalid choice"),
     ],
 )
 def test_bad_answers_are_rejected_with_a_message(tmp_path, answers, message):
