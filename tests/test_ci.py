@@ -139,7 +139,7 @@ def test_github_workflows_match_the_workflow_schema(tmp_path, variants):
 
 
 def test_gitlab_ci_matches_the_gitlab_schema(tmp_path, variants):
-    files = [path / ".gitlab-ci.yml" for name, path in variants.items() if name.startswith("gitlab")]
+    files = [variants[name] / ".gitlab-ci.yml" for name in variants if name.startswith("gitlab")]
     result = check_schema("vendor.gitlab-ci", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -268,7 +268,7 @@ def run_github_job(
         if failed and condition != "always()":
             results.append(StepResult(name, None, "skipped after a failure"))
             continue
-        step_env = {key: evaluate(value, contexts) for key, value in (step.get("env") or {}).items()}
+        step_env = {k: evaluate(value, contexts) for k, value in (step.get("env") or {}).items()}
         result = subprocess.run(
             ["bash", "-e", "-c", step["run"]],
             cwd=project,
@@ -337,8 +337,9 @@ def test_train_and_deploy_refuse_to_start_without_their_secrets(variants, tmp_pa
 
 def test_gitlab_jobs_run_the_same_commands_as_the_github_jobs(variants):
     github, gitlab = variants["github-basic"], variants["gitlab-basic"]
-    assert gitlab_job(gitlab, "test")["script"] == github_run_commands(github, "ci.yml", "test")
-    assert github_run_commands(github, "ci.yml", "test") == ["make install", "make lint", "make test"]
+    test_job = github_run_commands(github, "ci.yml", "test")
+    assert test_job == ["make install", "make lint", "make test"]
+    assert gitlab_job(gitlab, "test")["script"] == test_job
     github_train = github_run_commands(github, "train.yml", "train")
     package = VARIANTS["github-basic"].get("package_name", "fraud_detector")
     train = gitlab_job(gitlab, "train")
@@ -351,9 +352,10 @@ def test_gitlab_jobs_run_the_same_commands_as_the_github_jobs(variants):
     assert github_deploy["jobs"]["deploy"]["environment"] == "production"
     for action in ("deploy", "promote", "batch-infer"):
         assert f".venv/bin/{package} {action} --stack" in deploy["script"][0]
-        assert f".venv/bin/{package} {action} --stack" in github_run_commands(
-            github, "deploy.yml", "deploy"
-        )[-1]
+        assert (
+            f".venv/bin/{package} {action} --stack"
+            in github_run_commands(github, "deploy.yml", "deploy")[-1]
+        )
     rules = {rule["if"] for rule in train["rules"]}
     assert '$CI_PIPELINE_SOURCE == "push" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' in rules
 
@@ -396,7 +398,7 @@ def test_ci_test_job_runs_as_written_and_passes(ci_project, tmp_path):
 
 @pytest.mark.lifecycle
 def test_train_job_trains_with_the_secrets_and_writes_the_job_summary(
-    ci_project, tmp_path, mlflow_auth_server
+    ci_project, tmp_path, mlflow_auth_server, monkeypatch
 ):
     username, password = mlflow_auth_server.user
     secrets = {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
@@ -404,12 +406,10 @@ def test_train_job_trains_with_the_secrets_and_writes_the_job_summary(
     assert result.ok, result.log()
 
     summary = json.loads((ci_project / "train-summary.json").read_text())
-    os.environ.update(MLFLOW_TRACKING_USERNAME=username, MLFLOW_TRACKING_PASSWORD=password)
-    try:
-        version = MlflowClient(mlflow_auth_server.uri).get_model_version("ci_check", summary["version"])
-    finally:
-        for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
-            os.environ.pop(key)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", username)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    client = MlflowClient(mlflow_auth_server.uri)
+    version = client.get_model_version("ci_check", summary["version"])
     assert version.run_id == summary["mlflow_run_id"]
     assert version.tags["gate.result"] == summary["verdict"]["result"]
     markdown = result.summary
@@ -428,9 +428,16 @@ def test_deploy_job_promotes_on_a_fresh_runner(ci_project, tmp_path, mlflow_auth
     username, password = mlflow_auth_server.user
     secrets = {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
 
-    missing = run_github_job(ci_project, "deploy.yml", "deploy", tmp_path / "a", secrets, {
-        "action": "promote",
-    })
+    missing = run_github_job(
+        ci_project,
+        "deploy.yml",
+        "deploy",
+        tmp_path / "a",
+        secrets,
+        {
+            "action": "promote",
+        },
+    )
     assert "promote needs the version" in missing.steps[2].output and not missing.ok
 
     inputs = {"action": "promote", "version": summary["version"]}
@@ -509,9 +516,7 @@ def test_template_update_job_opens_one_issue_per_new_template_version(tmp_path):
 
     def check(name: str, open_titles: list[str]) -> tuple[JobResult, str]:
         gh = fake_gh(tmp_path / f"gh-{name}", open_titles)
-        result = run_github_job(
-            project, "template-update.yml", "check", tmp_path / name, path=[gh]
-        )
+        result = run_github_job(project, "template-update.yml", "check", tmp_path / name, path=[gh])
         assert result.ok, result.log()
         calls = gh / "calls"
         return result, calls.read_text() if calls.exists() else ""
