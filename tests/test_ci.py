@@ -114,6 +114,20 @@ def test_every_github_workflow_passes_actionlint(variants, actionlint):
     assert f"Checking {len(github) * len(GITHUB_WORKFLOWS)} workflow file(s)" in result.stdout
 
 
+def test_the_templates_own_workflows_pass_actionlint_and_the_schema(actionlint):
+    own = sorted((TEMPLATE / ".github" / "workflows").glob("*.yml"))
+    assert [path.name for path in own] == ["ci.yml", "nightly.yml"]
+    result = lint_workflows(actionlint, f"{TEMPLATE}/.github/workflows/*.yml")
+    assert result.returncode == 0 and "Checking 2 workflow file(s)" in result.stdout, result.stdout
+    schema = check_schema("vendor.github-workflows", *own)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    matrix = yaml.safe_load(own[0].read_text())["jobs"]["test"]["strategy"]["matrix"]
+    assert (
+        matrix["python"]
+        == yaml.safe_load((TEMPLATE / "copier.yml").read_text())["python_version"]["choices"]
+    )
+
+
 def test_actionlint_reports_a_broken_workflow(tmp_path, variants, actionlint):
     workflow = (variants["github-basic"] / ".github" / "workflows" / "train.yml").read_text()
     broken = tmp_path / "train.yml"
@@ -333,6 +347,29 @@ def test_train_and_deploy_refuse_to_start_without_their_secrets(variants, tmp_pa
         expected = MISSING_SECRETS[kind].replace("Set the secret", "error: set the CI/CD variable")
         assert expected in result.stdout
         assert gitlab_job(project, "deploy")["before_script"][0] == check
+
+
+REQUIRED_SECRETS = {
+    "embedded": ["MLFLOW_TRACKING_URI"],
+    "none": [],
+    "basic": ["MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"],
+    "token": ["MLFLOW_TRACKING_TOKEN"],
+}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_readme_says_which_secrets_to_set_and_how_deploys_are_approved(variants, name):
+    readme = (variants[name] / "README.md").read_text()
+    section = readme.split("## CI/CD\n", 1)[1].split("\n## ", 1)[0]
+    required = {
+        secret
+        for line in section.splitlines()
+        if "(required" in line
+        for secret in re.findall(r"`(MLFLOW_TRACKING_[A-Z]+)`", line)
+    }
+    assert required == set(REQUIRED_SECRETS[tracker_kind(VARIANTS[name])]), section
+    assert "`production` environment" in section and "required" in section
+    assert "pre-commit install" in section
 
 
 def test_gitlab_jobs_run_the_same_commands_as_the_github_jobs(variants):

@@ -281,6 +281,6 @@ def test_makefile_has_the_documented_targets(rendered):
     project, _ = rendered
     makefile = (project / "Makefile").read_text()
     targets = ("setup", "stack", "train", "status", "deploy", "undeploy", "predict", "batch-infer")
-    for target in (*targets, "all", "test", "lint", "mlflow-ui"):
+    for target in (*targets, "all", "test", "lint", "mlflow-ui", "install"):
         assert f"\n{target}:" in makefile
     assert "sync --python $(PYTHON_VERSION)" in makefile
