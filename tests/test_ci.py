@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +201,7 @@ class StepResult:
     name: str
     returncode: int | None  # None: skipped (a `uses:` step, or after a failure)
     output: str
+    seconds: float = 0.0
 
 
 @dataclass
@@ -283,6 +285,7 @@ def run_github_job(
             results.append(StepResult(name, None, "skipped after a failure"))
             continue
         step_env = {k: evaluate(value, contexts) for k, value in (step.get("env") or {}).items()}
+        started = time.perf_counter()
         result = subprocess.run(
             ["bash", "-e", "-c", step["run"]],
             cwd=project,
@@ -291,7 +294,9 @@ def run_github_job(
             text=True,
             timeout=1800,
         )
-        results.append(StepResult(name, result.returncode, result.stdout + result.stderr))
+        seconds = time.perf_counter() - started
+        results.append(StepResult(name, result.returncode, result.stdout + result.stderr, seconds))
+        print(f"[timing] {workflow} {job}: {name}: {seconds:.1f} s")
         failed = failed or result.returncode != 0
     return JobResult(results, Path(env["GITHUB_STEP_SUMMARY"]).read_text())
 
