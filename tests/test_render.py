@@ -194,6 +194,7 @@ def test_answers_file_records_every_answer(rendered):
     for question in ("project_name", "package_name", "license", "python_version"):
         assert question in answers
     assert {"model_framework", "mlflow_tracking_uri", "author_email", "_src_path"} <= set(answers)
+    assert answers["ci_provider"] in ("github", "gitlab", "none")
     assert "reserved_package_names" not in answers
 
 
