@@ -68,13 +68,26 @@ VARIANTS = {
         "mlflow_auth": "token",
         "model_framework": "tensorflow",
         "python_version": "3.13",
+        "zenml_server_url": "https://zenml.example.com",
+    },
+    "github-server": {
+        "ci_provider": "github",
+        "mlflow_tracking_uri": "https://mlflow.example.com",
+        "zenml_server_url": "https://zenml.example.com",
     },
 }
 GITHUB_WORKFLOWS = ["ci.yml", "deploy.yml", "template-update.yml", "train.yml"]
-MISSING_SECRETS = {  # what train and deploy say when their secrets are not set
+MISSING_SECRETS = {  # what train and deploy say first when their secrets are not set
+    "server": "Set the secret ZENML_STORE_API_KEY",
     "embedded": "Set the secret MLFLOW_TRACKING_URI to your MLflow server",
     "basic": "Set the secrets MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
     "token": "Set the secret MLFLOW_TRACKING_TOKEN",
+}
+ERROR_TITLES = {
+    "server": "No ZenML API key",
+    "embedded": "No tracking server",
+    "basic": "No credentials",
+    "token": "No credentials",
 }
 
 
@@ -332,16 +345,23 @@ def tracker_kind(answers: dict) -> str:
     return answers.get("mlflow_auth", "none")
 
 
-@pytest.mark.parametrize("name", [n for n in VARIANTS if tracker_kind(VARIANTS[n]) != "none"])
+def first_missing_secret(answers: dict) -> str:
+    """The check train and deploy make first: the ZenML server's key, then the tracker's."""
+    return "server" if answers.get("zenml_server_url") else tracker_kind(answers)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n in VARIANTS if first_missing_secret(VARIANTS[n]) != "none"]
+)
 def test_train_and_deploy_refuse_to_start_without_their_secrets(variants, tmp_path, name):
-    project, kind = variants[name], tracker_kind(VARIANTS[name])
+    project, kind = variants[name], first_missing_secret(VARIANTS[name])
     if name.startswith("github"):
         for workflow, job in (("train.yml", "train"), ("deploy.yml", "deploy")):
             result = run_github_job(project, workflow, job, tmp_path / job)
             assert not result.ok
             failed = [step for step in result.steps if step.returncode]
             assert len(failed) == 1 and failed[0].name.startswith("Check the"), result.log()
-            title = "No tracking server" if kind == "embedded" else "No credentials"
+            title = ERROR_TITLES[kind]
             assert f"::error title={title}::{MISSING_SECRETS[kind]}" in failed[0].output
             assert result.step("Install").returncode is None  # nothing installed in vain
         assert "Training failed" in run_github_job(project, "train.yml", "train", tmp_path).summary
@@ -370,9 +390,11 @@ def test_readme_says_which_secrets_to_set_and_how_deploys_are_approved(variants,
         secret
         for line in section.splitlines()
         if "(required" in line
-        for secret in re.findall(r"`(MLFLOW_TRACKING_[A-Z]+)`", line)
+        for secret in re.findall(r"`(MLFLOW_TRACKING_[A-Z]+|ZENML_STORE_API_KEY)`", line)
     }
-    assert required == set(REQUIRED_SECRETS[tracker_kind(VARIANTS[name])]), section
+    expected = set(REQUIRED_SECRETS[tracker_kind(VARIANTS[name])])
+    expected |= {"ZENML_STORE_API_KEY"} if VARIANTS[name].get("zenml_server_url") else set()
+    assert required == expected, section
     assert "`production` environment" in section and "required" in section
     assert "pre-commit install" in section
 
@@ -387,17 +409,18 @@ def test_gitlab_jobs_run_the_same_commands_as_the_github_jobs(variants):
     train = gitlab_job(gitlab, "train")
     assert "make install" in github_train and train["before_script"][-1] == "make install"
     assert train["script"][0] in github_train
-    assert train["script"][0].startswith(f".venv/bin/{package} train --stack")
+    stack = '${STACK:+--stack "$STACK"}'  # the project's default stack unless STACK is set
+    assert (
+        train["script"][0] == f".venv/bin/{package} train {stack} --summary-json train-summary.json"
+    )
     deploy = gitlab_job(gitlab, "deploy")
     assert deploy["environment"]["name"] == "production"
     github_deploy = yaml.safe_load((github / ".github" / "workflows" / "deploy.yml").read_text())
     assert github_deploy["jobs"]["deploy"]["environment"] == "production"
     for action in ("deploy", "promote", "batch-infer"):
-        assert f".venv/bin/{package} {action} --stack" in deploy["script"][0]
-        assert (
-            f".venv/bin/{package} {action} --stack"
-            in github_run_commands(github, "deploy.yml", "deploy")[-1]
-        )
+        command = f".venv/bin/{package} {action} {stack}"
+        assert command in deploy["script"][0]
+        assert command in github_run_commands(github, "deploy.yml", "deploy")[-1]
     rules = {rule["if"] for rule in train["rules"]}
     assert '$CI_PIPELINE_SOURCE == "push" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' in rules
 
