@@ -21,7 +21,7 @@ from conftest import free_port, render, run
 pytestmark = pytest.mark.lifecycle
 
 PACKAGE = "fraud_detector"
-SECRET = f"{PACKAGE}-local-mlflow"
+SECRET = f"{PACKAGE}-remote-mlflow-mlflow"
 REJECTED = "credentials rejected by {uri}: set MLFLOW_TRACKING_USERNAME/PASSWORD in .env"
 
 
@@ -98,18 +98,20 @@ def test_doctor_reports_every_check_ok(project, mlflow_auth_server):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[:2] for line in lines] == [
+        ["ok", "zenml:"],
         ["ok", "tracker:"],
         ["ok", "credentials:"],
         ["ok", "registry:"],
         ["ok", "stack:"],
     ]
-    assert "accepted (basic auth as alice)" in lines[1]
+    assert "local ZenML store" in lines[0]
+    assert "accepted (basic auth as alice)" in lines[2]
     print(f"\n[timing] doctor, all ok: {seconds:.1f} s")
     assert seconds < 10
 
 
 def test_stack_registration_is_idempotent_and_updates_the_secret_only_on_change(project):
-    assert "Stack 'local' is up to date" in run(["make", "stack"], cwd=project).stdout
+    assert "Stack 'remote-mlflow' is up to date" in run(["make", "stack"], cwd=project).stdout
     changed = run(["make", "stack"], cwd=project, env={"MLFLOW_TRACKING_PASSWORD": "changed"})
     assert f"updated secret {SECRET}" in changed.stdout
     assert "experiment_tracker" not in changed.stdout  # the config only refers to the secret
@@ -239,18 +241,18 @@ def test_token_auth_registers_the_token_as_the_trackers_auth(project, tmp_path, 
     env = {"ZENML_CONFIG_PATH": str(tmp_path / "zenml")}
     result, _ = cli(project, "stack", cwd=other, **env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "created secret token_project-local-mlflow" in result.stdout
+    assert "created secret token_project-remote-mlflow-mlflow" in result.stdout
     query = (
         "from zenml.client import Client; from zenml.enums import StackComponentType as T; "
         "c = Client(); t = c.active_stack_model.components[T.EXPERIMENT_TRACKER][0]; "
         "import json; print(json.dumps([t.configuration, "
-        "c.get_secret('token_project-local-mlflow').secret_values]))"
+        "c.get_secret('token_project-remote-mlflow-mlflow').secret_values]))"
     )
     python = str(project / ".venv" / "bin" / "python")
     configuration, values = json.loads(
         run([python, "-c", query], cwd=other, env=env).stdout.splitlines()[-1]
     )
-    assert configuration["tracking_token"] == "{{token_project-local-mlflow.token}}"
+    assert configuration["tracking_token"] == "{{token_project-remote-mlflow-mlflow.token}}"
     assert "tracking_username" not in configuration or not configuration["tracking_username"]
     assert values == {"token": token}
 

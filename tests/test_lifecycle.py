@@ -46,7 +46,7 @@ def latest_version(client: MlflowClient, name: str = PACKAGE):
 def test_cli_offers_every_documented_command(project):
     help_text = run([f".venv/bin/{PACKAGE}", "--help"], cwd=project).stdout
     commands = ["stack", "train", "promote", "rollback", "status", "deploy", "predict"]
-    commands += ["undeploy", "batch-infer", "all", "doctor", "mlflow-ui"]
+    commands += ["undeploy", "batch-infer", "all", "doctor", "mlflow-ui", "login"]
     for command in commands:
         assert re.search(rf"^  {command} ", help_text, re.M), f"{command} missing:\n{help_text}"
 

@@ -8,12 +8,14 @@ import json
 import os
 import re
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
+import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
@@ -33,7 +35,12 @@ model:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mlflow_server) -> Path:
     workdir = tmp_path_factory.mktemp("model-lifecycle")
-    project = render(workdir / "churn", project_name="Churn Guard")
+    project = render(
+        workdir / "churn",
+        project_name="Churn Guard",
+        mlflow_tracking_uri=mlflow_server,
+        production_stack="kubernetes",  # for the `deploy --target kubernetes` test
+    )
     run(["make", "setup"], cwd=project)
     for mode in ("enforce", "dry_run"):  # a deliberately worse model, judged in each mode
         config = (project / "configs" / "training.yaml").read_text()
@@ -186,6 +193,35 @@ def test_batch_inference_scores_every_row_with_the_champion(project, mlflow_serv
     assert len(predictions) == 569  # the bundled breast-cancer set, one row per input row
     assert set(predictions["model_version"].astype(str)) == {"2"}
     assert predictions["prediction"].notna().all()
+
+
+def test_kubernetes_target_writes_an_image_of_the_champion_and_valid_manifests(
+    project, mlflow_server, tmp_path
+):
+    output = run_cli(project, mlflow_server, "deploy", "--target", "kubernetes").stdout
+    out = project / "build" / "deploy" / "kubernetes" / "churn-guard-v2"
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/churn-guard-server:v2"
+    assert f"docker push {image}" in output
+    assert "kubectl --context churn-guard-cluster --namespace churn-guard apply" in output
+
+    dockerfile = (out / "image" / "Dockerfile").read_text()  # mlflow models generate-dockerfile
+    assert dockerfile.startswith("# Build an image that can serve mlflow models.")
+    assert "COPY model_dir /opt/ml/model" in dockerfile
+    assert "run_id" in (out / "image" / "model_dir" / "MLmodel").read_text()
+
+    validate = [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict"]
+    manifests = out / "manifests.yaml"
+    checked = run([*validate, str(manifests)], cwd=project).stdout
+    assert "passed for resource deployment/churn-guard" in checked
+    assert "passed for resource service/churn-guard" in checked
+    documents = list(yaml.safe_load_all(manifests.read_text()))
+    container = documents[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == image and documents[0]["spec"]["replicas"] == 2
+    # The validator does catch a broken manifest.
+    documents[0]["spec"]["replicas"] = "two"
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump_all(documents))
+    broken = subprocess.run([*validate, str(tmp_path / "broken.yaml")], capture_output=True)
+    assert broken.returncode != 0
 
 
 def test_undeploy_leaves_no_process_behind(project, mlflow_server):

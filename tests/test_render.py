@@ -22,6 +22,10 @@ ANSWER_SETS = {
         "mlflow_username": "ana",
         "mlflow_password": "pw-render-'quoted' #1",
         "mlflow_insecure_tls": True,
+        "production_stack": "sagemaker",
+        "cloud_region": "eu-west-1",
+        "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
+        "zenml_server_url": "https://zenml.example.com",
         "ci_provider": "gitlab",
         "author_name": 'Ana "Data" O\'Neil',
         "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
@@ -37,6 +41,10 @@ ANSWER_SETS = {
         "mlflow_tracking_uri": "http://127.0.0.1:5000",
         "mlflow_auth": "token",
         "mlflow_token": "tok-render-123",
+        "production_stack": "vertex",
+        "gcp_project": "credit-risk-prod",
+        "cloud_region": "europe-west4",
+        "zenml_server_url": "http://127.0.0.1:8237/",
         "ci_provider": "github",
     },
     "proprietary-313-ipv6-tensorflow": {
@@ -46,6 +54,11 @@ ANSWER_SETS = {
         "python_version": "3.13",
         "model_framework": "tensorflow",
         "mlflow_tracking_uri": "http://[::1]:8080/mlflow",
+        "production_stack": "kubernetes",
+        "artifact_store": "azure",
+        "artifact_store_uri": "az://ops-artifacts/zenml",
+        "kubernetes_namespace": "ml-serving",
+        "zenml_server_url": "http://[::1]:8237/zenml",
         "ci_provider": "none",
     },
 }
@@ -59,6 +72,7 @@ PACKAGE_FILES = [
     "errors.py",
     "stack.py",
     "tracker.py",
+    "zenml_server.py",
     "data/__init__.py",
     "data/load.py",
     "data/split.py",
@@ -78,6 +92,7 @@ PACKAGE_FILES = [
     "serving/__init__.py",
     "serving/client.py",
     "serving/predictions.py",
+    "serving/remote.py",
     "steps/__init__.py",
     "steps/batch_inference.py",
     "steps/data.py",
@@ -109,8 +124,10 @@ PROJECT_FILES = [
     "tests/test_gate.py",
     "tests/test_metrics.py",
     "tests/test_promotion.py",
+    "tests/test_remote.py",
     "tests/test_serving.py",
     "tests/test_stack.py",
+    "tests/test_zenml_server.py",
 ]
 CI_FILES = {
     "github": [
@@ -155,6 +172,8 @@ def test_exact_file_set(rendered):
     expected = expected_files(
         answers["package_name"], answers["model_framework"], credentials, answers["ci_provider"]
     )
+    expected |= {"stacks/remote-mlflow.yaml"} if answers["mlflow_tracking_uri"] else set()
+    expected |= {"stacks/production.yaml"} if answers["production_stack"] != "none" else set()
     assert files == expected
 
 
@@ -236,11 +255,25 @@ def test_license_file_matches_the_answer(rendered):
         assert answers["author_name"] in text
 
 
-def test_stack_tracks_to_the_answered_uri(rendered):
+def test_local_stack_keeps_everything_on_this_machine(rendered):
     project, answers = rendered
     stack = yaml.safe_load((project / "stacks" / "local.yaml").read_text())
-    package = answers["package_name"]
-    assert stack["name"] == f"{package}-local"
+    assert stack["name"] == f"{answers['package_name']}-local"
+    components = stack["components"]
+    assert components["experiment_tracker"]["configuration"]["tracking_uri"] == ""
+    assert {components[c]["flavor"] for c in ("orchestrator", "artifact_store")} == {"local"}
+    assert components["model_registry"]["flavor"] == "mlflow"
+    assert components["model_deployer"]["flavor"] == "mlflow"
+
+
+def test_remote_mlflow_stack_tracks_to_the_answered_uri(rendered):
+    project, answers = rendered
+    path = project / "stacks" / "remote-mlflow.yaml"
+    if not answers["mlflow_tracking_uri"]:
+        assert not path.exists()
+        return
+    stack = yaml.safe_load(path.read_text())
+    assert stack["name"] == f"{answers['package_name']}-remote-mlflow"
     tracker = stack["components"]["experiment_tracker"]
     assert tracker["flavor"] == "mlflow"
     assert tracker["configuration"]["tracking_uri"] == answers["mlflow_tracking_uri"]
@@ -253,11 +286,50 @@ def test_stack_tracks_to_the_answered_uri(rendered):
     assert stack["components"]["model_deployer"]["flavor"] == "mlflow"
 
 
+CLOUDS = {"s3": ("aws", "s3"), "gcs": ("gcp", "gcp"), "azure": ("azure", "azure")}
+
+
+def test_production_stack_follows_the_answers(rendered):
+    project, answers = rendered
+    path = project / "stacks" / "production.yaml"
+    deployment = yaml.safe_load((project / "configs" / "deployment.yaml").read_text())
+    extras = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    if answers["production_stack"] == "none":
+        assert not path.exists()
+        assert not {"kubernetes", "sagemaker", "vertex"} & set(deployment)
+        assert "optional-dependencies" not in extras
+        return
+    stack = yaml.safe_load(path.read_text())
+    components = stack["components"]
+    cloud, store_flavor = CLOUDS[answers["artifact_store"]]
+    assert components["orchestrator"]["flavor"] == answers["production_stack"]
+    assert components["artifact_store"]["flavor"] == store_flavor
+    assert components["artifact_store"]["configuration"]["path"] == answers["artifact_store_uri"]
+    assert components["container_registry"]["flavor"] == cloud
+    assert (
+        components["container_registry"]["configuration"]["uri"]
+        == (answers["container_registry_uri"])
+    )
+    assert components["image_builder"]["flavor"] == "local"
+    tracker = components["experiment_tracker"]
+    assert tracker["configuration"]["tracking_uri"] == answers["mlflow_tracking_uri"]
+    assert tracker["auth"] == answers["mlflow_auth"]
+    connector = stack["service_connector"]
+    assert connector["type"] == cloud
+    # Credentials are names of environment variables, never values.
+    assert all(name.isupper() for name in connector["from_environment"].values())
+    assert answers["production_stack"] in deployment  # the serving target's settings
+    assert any(
+        d.startswith("zenml[connectors-") for d in extras["optional-dependencies"]["production"]
+    )
+
+
 def test_pipeline_configs_name_the_package_model(rendered):
     project, answers = rendered
     configs = project / "configs"
     training = yaml.safe_load((configs / "training.yaml").read_text())
-    assert training["registry"]["model_name"] == answers["package_name"]
+    assert training["model_name"] == answers["package_name"]
+    assert "registry" not in training  # moved in 0.2.0: the same key in every pipeline config
     assert training["data"]["source"] == "sklearn:breast_cancer"
     assert training["promotion"]["mode"] == "enforce"
     for name in ("deployment.yaml", "batch_inference.yaml"):
@@ -285,3 +357,18 @@ def test_makefile_has_the_documented_targets(rendered):
     for target in (*targets, "all", "test", "lint", "mlflow-ui", "install"):
         assert f"\n{target}:" in makefile
     assert "sync --python $(PYTHON_VERSION)" in makefile
+
+
+def test_zenml_server_url_reaches_the_cli_and_make_setup(rendered):
+    project, answers = rendered
+    module = (project / "src" / answers["package_name"] / "zenml_server.py").read_text()
+    assert f'SERVER_URL = "{answers["zenml_server_url"]}"\n' in module
+    setup = (project / "Makefile").read_text().split("\nsetup:")[1].split("\n\n")[0]
+    assert ("$(PACKAGE) login" in setup) == bool(answers["zenml_server_url"])
+    assert "\nlogin:" in (project / "Makefile").read_text()
+    assert "ZENML_STORE_API_KEY=\n" in (project / ".env.example").read_text()
+    assert ".zenml-server/\n" in (project / ".gitignore").read_text()
+    readme = (project / "README.md").read_text()
+    assert "## ZenML server" in readme and "zenml service-account create" in readme
+    if answers["zenml_server_url"]:
+        assert f"ZenML server **{answers['zenml_server_url']}**" in readme

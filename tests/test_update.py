@@ -1,32 +1,335 @@
-"""`copier update` of a project with credentials: it asks nothing again and keeps .env."""
+"""`copier update`: a project made from the last release, edited as a user would, updated to this
+working tree. User edits survive, conflicts are marked, the migration runs once, `make update`
+guards and reports, and the updated project still passes its tests and trains.
 
+The template is this repository cloned into a temp dir (so the release tags come along), with the
+working tree committed on top and tagged as the next release.
+"""
+
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import copier
+import pytest
 import yaml
+from mlflow import MlflowClient
 
-from conftest import TEMPLATE
+from conftest import TEMPLATE, run
+
+LAST_RELEASE = "v0.1.0"
+MIGRATION = TEMPLATE / "migrations" / "v0_2_0_model_name.py"
+COPIER = str(Path(sys.executable).parent / "copier")
+OURS, THEIRS = "<<<<<<< before updating", ">>>>>>> after updating"
 
 
-def git(cwd: Path, *args: str) -> None:
+def git(cwd: Path, *args: str) -> str:
     identity = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
-    subprocess.run(["git", *identity, *args], cwd=cwd, check=True, capture_output=True)
+    result = subprocess.run(["git", *identity, *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout
 
 
-def commit_and_tag(repo: Path, tag: str) -> None:
+def commit(repo: Path, message: str, tag: str | None = None) -> None:
     git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", tag)
-    git(repo, "tag", tag)
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+    if tag:
+        git(repo, "tag", tag)
 
 
-def test_update_neither_asks_for_secrets_again_nor_touches_env(tmp_path):
-    template = tmp_path / "template"
-    ignore = shutil.ignore_patterns(".git", ".venv", "build", "*cache*", "__pycache__")
-    shutil.copytree(TEMPLATE, template, ignore=ignore)
-    git(template, "init", "-q")
-    commit_and_tag(template, "v0.1.0")
+def version(tag: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in tag.lstrip("v").split("."))
+
+
+def next_release(repo: Path) -> str:
+    """A tag above every release tag and at least every migration's version, so that updating
+    to it crosses (and runs) the migrations this working tree ships."""
+    tags = [
+        t for t in git(repo, "tag", "--list", "v*").split() if re.fullmatch(r"v\d+\.\d+\.\d+", t)
+    ]
+    major, minor, patch = max(map(version, tags))
+    config = yaml.safe_load((repo / "copier.yml").read_text())
+    migrations = [version(m["version"]) for m in config.get("_migrations", [])]
+    return "v{}.{}.{}".format(*max([(major, minor, patch + 1), *migrations]))
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> tuple[Path, str]:
+    """(repo, tag): this repository with its history and tags, the working tree (uncommitted
+    changes included, as render() does) committed on top and tagged as the next release."""
+    if not git(TEMPLATE, "tag", "--list", LAST_RELEASE).strip():
+        pytest.fail(
+            f"tag {LAST_RELEASE} is missing from {TEMPLATE}: the update tests start from the last "
+            "release. Fetch the tags: `git fetch --tags` (in a shallow clone: "
+            "`git fetch --unshallow --tags`)."
+        )
+    repo = tmp_path_factory.mktemp("template-repo") / "template"
+    git(TEMPLATE.parent, "clone", "-q", "--no-checkout", str(TEMPLATE), str(repo))
+    listed = git(TEMPLATE, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    for name in filter(None, listed.split("\0")):
+        if (TEMPLATE / name).is_file():  # deleted but not yet committed: skipped
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(TEMPLATE / name, repo / name)
+    tag = next_release(repo)
+    commit(repo, "The working tree", tag)
+    return repo, tag
+
+
+def make(project: Path, *targets: str) -> subprocess.CompletedProcess:
+    """`make` as in CI: no terminal on stdin, so Copier answers new questions with defaults."""
+    return subprocess.run(
+        ["make", *targets], cwd=project, stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
+
+
+def keep_ours(path: Path) -> int:
+    """Resolve every conflict in `path` as a user keeping their own lines; return how many."""
+    pattern = re.compile(rf"^{OURS}\n(.*?)^=======\n.*?^{THEIRS}\n", re.M | re.S)
+    text, count = pattern.subn(r"\1", path.read_text())
+    path.write_text(text)
+    return count
+
+
+def conflict(ours: str, theirs: str) -> str:
+    return f"{OURS}\n{ours}\n=======\n{theirs}\n{THEIRS}\n"
+
+
+# --- The migration script, on its own --------------------------------------------------------
+
+TRAINING_0_1 = """\
+split:
+  seed: 42
+
+registry:
+  # Name of the model in the MLflow Model Registry and the ZenML Model Control Plane.
+  model_name: churn_eu
+
+promotion:
+  mode: enforce
+"""
+TRAINING_0_2 = """\
+split:
+  seed: 42
+
+# Name of the model in the MLflow Model Registry and the ZenML Model Control Plane.
+model_name: churn_eu
+
+promotion:
+  mode: enforce
+"""
+
+
+def migrate(project: Path) -> str:
+    return run([sys.executable, str(MIGRATION)], cwd=project).stdout
+
+
+def test_migration_moves_the_key_and_keeps_values_comments_and_layout(tmp_path):
+    configs = tmp_path / "configs"
+    (configs / "experiments").mkdir(parents=True)
+    (configs / "training.yaml").write_text(TRAINING_0_1)
+    (configs / "experiments" / "wide.yml").write_text(
+        "registry:   # ours\n    model_name: 'wide'  # quoted\n\nsplit: {seed: 1}\n"
+    )
+    (configs / "flow.yaml").write_text("registry: {model_name: flow}\nsplit: {seed: 2}\n")
+    deployment = "model_name: churn_eu\nalias: champion\n"
+    (configs / "deployment.yaml").write_text(deployment)
+    git(tmp_path, "init", "-q")
+    commit(tmp_path, "a project made with 0.1.0")
+
+    output = migrate(tmp_path)
+
+    assert (configs / "training.yaml").read_text() == TRAINING_0_2
+    wide = "# ours\nmodel_name: 'wide'  # quoted\n\nsplit: {seed: 1}\n"
+    assert (configs / "experiments" / "wide.yml").read_text() == wide
+    assert (configs / "flow.yaml").read_text() == "model_name: flow\nsplit: {seed: 2}\n"
+    assert (configs / "deployment.yaml").read_text() == deployment
+    moved = ["configs/experiments/wide.yml", "configs/flow.yaml", "configs/training.yaml"]
+    assert output.splitlines() == [
+        f"migration 0.2.0: {name}: `registry.model_name` -> `model_name`" for name in moved
+    ]
+    # Staged: Copier's merge reads the index, so the move counts as the user's side.
+    assert git(tmp_path, "diff", "--cached", "--name-only").split() == moved
+
+    assert migrate(tmp_path) == ""  # idempotent: nothing left to move
+    assert (configs / "training.yaml").read_text() == TRAINING_0_2
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (f"{conflict('x: 1', 'x: 2')}registry:\n  model_name: a\n", "not valid YAML"),
+        ("model_name: a\nregistry:\n  model_name: b\n", "both `model_name` and `registry."),
+        ("registry:\n  model_name: a\n  stage: prod\n", "has other keys too: ['stage']"),
+    ],
+)
+def test_migration_leaves_what_it_cannot_rewrite_safely_and_says_so(tmp_path, content, reason):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "training.yaml").write_text(content)
+    output = migrate(tmp_path)
+    assert (tmp_path / "configs" / "training.yaml").read_text() == content
+    assert "configs/training.yaml left as is: " in output and reason in output
+    assert "by hand" in output
+
+
+# --- Updating a generated project ------------------------------------------------------------
+
+README_LINE = "An ML project on [ZenML](https://docs.zenml.io) pipelines"
+USER_FILES = {
+    "src/fraud_detector/steps/feature_report.py": '''\
+"""Our own step: a per-feature summary of the training data."""
+
+import pandas as pd
+from zenml import step
+
+
+def feature_report(data: pd.DataFrame) -> pd.DataFrame:
+    return data.describe().T
+
+
+@step
+def report_features(data: pd.DataFrame) -> pd.DataFrame:
+    return feature_report(data)
+''',
+    "tests/test_feature_report.py": """\
+import pandas as pd
+
+from fraud_detector.steps.feature_report import feature_report
+
+
+def test_one_row_per_feature():
+    report = feature_report(pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 5.0]}))
+    assert list(report.index) == ["a", "b"]
+""",
+    "docs/decisions.md": "# Decisions\n\n- 2026-11: the EU model gets its own name.\n",
+}
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} in {path}"
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.lifecycle
+def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_trains(
+    template, tmp_path
+):
+    shared, release = template
+    repo = tmp_path / "template"  # this test adds a later release: its own clone (tags too)
+    git(tmp_path, "clone", "-q", str(shared), str(repo))
+    project = tmp_path / "fraud-detector"
+    answers = {"project_name": "Fraud Detector"}
+    copier.run_copy(str(repo), project, data=answers, defaults=True, vcs_ref=LAST_RELEASE)
+    git(project, "init", "-q")
+    commit(project, "Generated from the template")
+
+    # What a user does with the project: a hyperparameter, the model's name, a config of their
+    # own, a step and its test, README notes, a new file.
+    training, small = project / "configs" / "training.yaml", project / "configs" / "small.yaml"
+    edit(training, "    C: 1.0\n", "    C: 0.5\n")
+    for name in ("training.yaml", "deployment.yaml", "batch_inference.yaml"):
+        edit(project / "configs" / name, "model_name: fraud_detector\n", "model_name: fraud_eu\n")
+    small.write_text(
+        training.read_text()
+        .replace("    C: 0.5\n", "    C: 0.1\n")
+        .replace("  model_name: fraud_eu\n", "  # quick checks\n  model_name: fraud_small\n")
+    )
+    small_before = small.read_text()
+    readme = project / "README.md"
+    edit(readme, README_LINE, f"Our fraud model for the EU. {README_LINE}")
+    readme.write_text(readme.read_text() + "\n## Team notes\n\nAsk #fraud-ml before retraining.\n")
+    for name, content in USER_FILES.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(content)
+    commit(project, "Our changes")
+
+    # 1. Projects made with 0.1.0 have no `make update` yet: the CHANGELOG's copier command.
+    result = run([COPIER, "update", "--trust", "--skip-answered", "--defaults"], cwd=project)
+    log = result.stdout + result.stderr
+
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == release
+    # The migration ran once, over the template's config and the user's own.
+    assert log.count("/migrations/v0_2_0_model_name.py") == 1
+    assert log.count("migration 0.2.0: ") == 2
+    assert "migration 0.2.0: configs/small.yaml: `registry.model_name` -> `model_name`" in log
+    assert small.read_text() == small_before.replace(
+        "registry:\n  # Name of the model in the MLflow Model Registry and the ZenML Model "
+        "Control Plane.\n  # quick checks\n  model_name: fraud_small\n",
+        "# Name of the model in the MLflow Model Registry and the ZenML Model Control Plane.\n"
+        "# quick checks\nmodel_name: fraud_small\n",
+    )
+    # The user renamed the model on the line the release moved: a conflict, marked, not lost.
+    assert git(project, "diff", "--name-only", "--diff-filter=U").split() == [
+        "configs/training.yaml"
+    ]
+    assert conflict("model_name: fraud_eu", "model_name: fraud_detector") in training.read_text()
+    assert "    C: 0.5\n" in training.read_text()
+    # The other edits are all there, next to what the release brings.
+    text = readme.read_text()
+    assert f"Our fraud model for the EU. {README_LINE}" in text
+    assert text.endswith("## Team notes\n\nAsk #fraud-ml before retraining.\n")
+    assert "## Updating from the template" in text
+    for name, content in USER_FILES.items():
+        assert (project / name).read_text() == content
+    for name in ("deployment.yaml", "batch_inference.yaml"):
+        assert "model_name: fraud_eu\n" in (project / "configs" / name).read_text()
+    assert "\nupdate: uv ##" in (project / "Makefile").read_text()
+    assert "model_name: str" in (project / "src/fraud_detector/config.py").read_text()
+
+    assert keep_ours(training) == 1
+    commit(project, "Update from the template")
+
+    # 2. `make update` wants a clean tree, and changes nothing then.
+    readme.write_text(readme.read_text() + "Work in progress.\n")
+    dirty = make(project, "update")
+    assert dirty.returncode != 0
+    assert "make update needs a clean git tree" in dirty.stdout
+    assert " M README.md" in dirty.stdout
+    assert readme.read_text().endswith("Work in progress.\n")
+    git(project, "checkout", "README.md")
+
+    again = make(project, "update")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"Updated to template {release}." in again.stdout
+    assert "No conflicts." in again.stdout
+    assert "v0_2_0_model_name.py" not in again.stdout + again.stderr  # guarded by version
+    assert git(project, "status", "--porcelain") == ""  # a second update is a no-op
+
+    # 3. A later release changes the hyperparameter the user changed: `make update` says so.
+    template_training = repo / "template" / "configs" / "training.yaml.jinja"
+    edit(template_training, "    C: 1.0\n", "    C: 2.0\n")
+    later = "v{}.{}.{}".format(*version(release)[:2], version(release)[2] + 1)
+    commit(repo, "A later release", later)
+    reported = make(project, "update")
+    assert reported.returncode != 0
+    assert f"Updated to template {later}." in reported.stdout
+    assert (
+        "Conflicts: you and the template changed the same lines in\n  configs/training.yaml\n"
+        in (reported.stdout)
+    )
+    assert conflict("    C: 0.5", "    C: 2.0") in training.read_text()
+    assert keep_ours(training) == 1
+    commit(project, "Update to the later release")
+
+    # 4. The updated project installs, lints, passes its tests (the user's too) and trains with
+    # the user's hyperparameter and model name.
+    run(["make", "setup"], cwd=project, timeout=1200)
+    run(["make", "lint"], cwd=project)
+    tests = run([".venv/bin/pytest", "-m", "not e2e", "-v"], cwd=project, timeout=1200).stdout
+    assert "tests/test_feature_report.py::test_one_row_per_feature PASSED" in tests
+    assert re.search(r"\d+ passed", tests) and " failed" not in tests
+    trained = run(["make", "train"], cwd=project, timeout=1200).stdout
+    assert "fraud_eu v1" in trained
+    client = MlflowClient(f"sqlite:///{project / '.zenml-artifacts' / 'mlflow.db'}")
+    (registered,) = client.search_model_versions("name='fraud_eu'")
+    assert client.get_run(registered.run_id).data.params["params.C"] == "0.5"
+
+
+def test_update_neither_asks_for_secrets_again_nor_touches_env(template, tmp_path):
+    repo, release = template
     project = tmp_path / "project"
     answers = {
         "project_name": "Fraud Detector",
@@ -35,18 +338,28 @@ def test_update_neither_asks_for_secrets_again_nor_touches_env(tmp_path):
         "mlflow_username": "alice",
         "mlflow_password": "pw-kept-across-updates",
     }
-    copier.run_copy(str(template), project, data=answers, defaults=True, quiet=True)
+    copier.run_copy(
+        str(repo), project, data=answers, defaults=True, vcs_ref=LAST_RELEASE, quiet=True
+    )
     env_before = (project / ".env").read_text()
+    assert "pw-kept-across-updates" in env_before
     git(project, "init", "-q")
-    commit_and_tag(project, "generated")
-    (template / "template" / "NEWS.md").write_text("What changed in v0.2.0\n")
-    commit_and_tag(template, "v0.2.0")
+    commit(project, "generated")
+    # Every non-secret answer the new release wants (its new questions included), as a fresh copy
+    # records them: with these given, only a secret question could still prompt.
+    fresh = tmp_path / "fresh"
+    copier.run_copy(str(repo), fresh, data=answers, defaults=True, vcs_ref=release, quiet=True)
+    known = yaml.safe_load((fresh / ".copier-answers.yml").read_text())
+    known = {key: value for key, value in known.items() if not key.startswith("_")}
 
-    # Not interactive and only unanswered questions may be asked: a prompt would fail here.
-    copier.run_update(project, defaults=False, skip_answered=True, overwrite=True, quiet=True)
+    # Not interactive and not defaulted: a prompt (for a secret) would fail here.
+    copier.run_update(
+        project, data=known, defaults=False, skip_answered=True, overwrite=True, unsafe=True
+    )
 
-    assert (project / "NEWS.md").is_file()
     assert (project / ".env").read_text() == env_before
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert recorded["_commit"] == "v0.2.0"
+    assert recorded["_commit"] == release
     assert recorded["mlflow_username"] == "alice" and "mlflow_password" not in recorded
+    assert "pw-kept-across-updates" not in (project / ".copier-answers.yml").read_text()
+    assert git(project, "status", "--porcelain", "--", ".env") == ""  # still gitignored

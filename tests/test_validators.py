@@ -5,6 +5,11 @@ import yaml
 
 from conftest import render
 
+PRODUCTION = {"mlflow_tracking_uri": "https://mlflow.example.com", "production_stack": "kubernetes"}
+VERTEX = {**PRODUCTION, "production_stack": "vertex"}
+AZURE = {**PRODUCTION, "artifact_store": "azure"}
+SAGEMAKER = {**PRODUCTION, "production_stack": "sagemaker"}
+
 
 @pytest.mark.parametrize(
     ("answers", "message"),
@@ -41,10 +46,76 @@ from conftest import render
             "mlflow_username must not contain spaces",
         ),
         ({"mlflow_tracking_uri": "http://h:5000", "mlflow_auth": "oauth"}, "Invalid choice"),
+        ({"zenml_server_url": "zenml.example.com"}, "zenml_server_url must be an http://"),
+        ({"zenml_server_url": "grpc://zenml.example.com"}, "zenml_server_url must be an http://"),
+        ({"zenml_server_url": "http://:8237"}, "zenml_server_url has no valid host"),
+        ({"zenml_server_url": "http://host:0"}, "zenml_server_url has an invalid port"),
+        ({"zenml_server_url": "http://host:8237 "}, "zenml_server_url must not contain spaces"),
+        ({"zenml_server_url": "https://host/?key=x"}, "must not have a query or fragment"),
+        (
+            {"zenml_server_url": "https://sa:ZENKEY_x@zenml.example.com"},
+            "zenml_server_url must not contain credentials",
+        ),
         ({"license": "GPL-3.0"}, "Invalid choice"),
         ({"python_version": "3.9"}, "Invalid choice"),
         ({"model_framework": "pytorch"}, "Invalid choice"),
         ({"ci_provider": "jenkins"}, "Invalid choice"),
+        ({"production_stack": "kubernetes"}, "needs a shared MLflow server"),
+        ({**PRODUCTION, "production_stack": "ec2"}, "Invalid choice"),
+        (
+            {**PRODUCTION, "production_stack": "sagemaker", "artifact_store": "gcs"},
+            "needs artifact_store 's3'",
+        ),
+        (
+            {**PRODUCTION, "production_stack": "vertex", "artifact_store": "s3"},
+            "needs artifact_store 'gcs'",
+        ),
+        ({**PRODUCTION, "artifact_store_uri": "gs://bucket"}, "must start with s3://"),
+        (
+            {**PRODUCTION, "artifact_store_uri": "s3://Bad_Bucket"},
+            "invalid bucket name 'Bad_Bucket'",
+        ),
+        ({**PRODUCTION, "artifact_store_uri": "s3://ab"}, "invalid bucket name"),
+        (
+            {**PRODUCTION, "artifact_store_uri": "s3://bucket/"},
+            "must not contain spaces or end with",
+        ),
+        ({**PRODUCTION, "cloud_region": "Europe West"}, "cloud_region must look like eu-west-1"),
+        (
+            {**PRODUCTION, "container_registry_uri": "https://1.dkr.ecr.x.amazonaws.com"},
+            "without scheme",
+        ),
+        ({**PRODUCTION, "container_registry_uri": "docker.io/me"}, "must be an ECR registry"),
+        (
+            {
+                **PRODUCTION,
+                "container_registry_uri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/repo",
+            },
+            "must be an ECR",
+        ),
+        (
+            {**PRODUCTION, "kubernetes_namespace": "ML_Serving"},
+            "kubernetes_namespace must be a DNS label",
+        ),
+        (
+            {**PRODUCTION, "kubernetes_context": "my context"},
+            "kubernetes_context must be a kubectl context",
+        ),
+        ({**VERTEX, "gcp_project": "Prod"}, "gcp_project must be a Google Cloud project id"),
+        (
+            {**VERTEX, "container_registry_uri": "europe-west1-docker.pkg.dev/p"},
+            "REGION-docker.pkg.dev/PROJECT/REPOSITORY",
+        ),
+        (
+            {**AZURE, "container_registry_uri": "myregistry.azurecr.com"},
+            "must be an Azure registry",
+        ),
+        ({**AZURE, "artifact_store_uri": "az://my.container"}, "invalid bucket name"),
+        ({**SAGEMAKER, "sagemaker_execution_role": "my-role"}, "must be an IAM role ARN"),
+        (
+            {**SAGEMAKER, "sagemaker_execution_role": "arn:aws:iam::12:role/x"},
+            "must be an IAM role ARN",
+        ),
     ],
 )
 def test_bad_answers_are_rejected_with_a_message(tmp_path, answers, message):
@@ -82,7 +153,17 @@ def test_package_name_is_derived_from_the_project_name(tmp_path, project_name, p
 )
 def test_good_tracking_uris_are_accepted(tmp_path, uri):
     project = render(tmp_path / "project", mlflow_tracking_uri=uri)
-    assert uri in (project / "stacks" / "local.yaml").read_text()
+    assert uri in (project / "stacks" / "remote-mlflow.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "url", ["", "http://127.0.0.1:8237", "https://zenml.example.com/", "http://[::1]:8080/zenml"]
+)
+def test_good_zenml_server_urls_are_accepted_and_recorded(tmp_path, url):
+    project = render(tmp_path / "project", zenml_server_url=url)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["zenml_server_url"] == url
+    assert f'SERVER_URL = "{url}"' in (project / "src/fraud_detector/zenml_server.py").read_text()
 
 
 AUTH_KEYS = {"mlflow_auth", "mlflow_username", "mlflow_password", "mlflow_token"}
@@ -113,5 +194,78 @@ def test_auth_questions_are_asked_only_when_relevant_and_secrets_never_recorded(
 def test_auth_none_over_http_is_allowed(tmp_path):
     """We cannot know whether a server wants credentials: `doctor` tells."""
     project = render(tmp_path / "project", mlflow_tracking_uri="http://h", mlflow_auth="none")
-    assert "auth: none" in (project / "stacks" / "local.yaml").read_text()
+    assert "auth: none" in (project / "stacks" / "remote-mlflow.yaml").read_text()
     assert not (project / ".env").exists()
+
+
+@pytest.mark.parametrize(
+    ("answers", "asked"),
+    [
+        ({}, set()),
+        (
+            PRODUCTION,
+            {
+                "artifact_store",
+                "artifact_store_uri",
+                "cloud_region",
+                "container_registry_uri",
+                "kubernetes_context",
+                "kubernetes_namespace",
+            },
+        ),
+        (
+            AZURE,
+            {
+                "artifact_store",
+                "artifact_store_uri",
+                "container_registry_uri",
+                "kubernetes_context",
+                "kubernetes_namespace",
+            },
+        ),
+        (
+            SAGEMAKER,
+            {
+                "artifact_store",
+                "artifact_store_uri",
+                "cloud_region",
+                "container_registry_uri",
+                "sagemaker_execution_role",
+            },
+        ),
+        (
+            VERTEX,
+            {
+                "artifact_store",
+                "artifact_store_uri",
+                "cloud_region",
+                "gcp_project",
+                "container_registry_uri",
+            },
+        ),
+    ],
+)
+def test_production_questions_are_asked_only_when_relevant(tmp_path, answers, asked):
+    project = render(tmp_path / "project", **answers)
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    production = {
+        "artifact_store",
+        "artifact_store_uri",
+        "cloud_region",
+        "gcp_project",
+        "container_registry_uri",
+        "kubernetes_context",
+        "kubernetes_namespace",
+        "sagemaker_execution_role",
+    }
+    assert production & set(recorded) == asked
+
+
+def test_production_defaults_are_consistent_with_the_cloud(tmp_path):
+    project = render(
+        tmp_path / "project", **VERTEX, cloud_region="europe-west4", gcp_project="acme-ml"
+    )
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert recorded["artifact_store"] == "gcs"
+    assert recorded["artifact_store_uri"] == "gs://fraud-detector-zenml-artifacts"
+    assert recorded["container_registry_uri"] == "europe-west4-docker.pkg.dev/acme-ml/zenml"

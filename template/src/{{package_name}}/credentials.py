@@ -6,7 +6,7 @@ Values are read here and handed to ZenML as a secret; they are never written any
 import os
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .errors import StackError
@@ -44,20 +44,27 @@ def keep_private(path: Path) -> None:
         print(f"note: {path} was readable by others; its mode is now 0600", file=sys.stderr)
 
 
-def tracker_settings(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The non-empty MLFLOW_TRACKING_* settings; the environment wins over .env."""
+def environment_values(
+    root: Path, names: Iterable[str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The non-empty values of these variables; the environment wins over .env."""
     environ = os.environ if environ is None else environ
     path = root / ENV_FILE
     from_file = {}
     if path.is_file():
         keep_private(path)
         from_file = read_env_file(path)
-    settings = {}
-    for name in SETTINGS:
+    values = {}
+    for name in names:
         value = environ.get(name) or from_file.get(name) or ""
         if value.strip():
-            settings[name] = value.strip()
-    return settings
+            values[name] = value.strip()
+    return values
+
+
+def tracker_settings(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The non-empty MLFLOW_TRACKING_* settings; the environment wins over .env."""
+    return environment_values(root, SETTINGS, environ)
 
 
 def credentials_for(auth: str, settings: Mapping[str, str]) -> dict[str, str]:

@@ -23,3 +23,7 @@ class TrackerUnreachableError(ProjectError):
 
 class CredentialsRejectedError(ProjectError):
     """The MLflow tracking server refuses the configured credentials (HTTP 401/403)."""
+
+
+class ZenmlServerError(ProjectError):
+    """The ZenML server is unreachable, or no API key is set, or it refuses the key."""

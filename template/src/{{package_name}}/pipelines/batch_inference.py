@@ -6,10 +6,12 @@ from zenml.enums import ExecutionMode
 from ..config import BatchInferenceConfig, DataConfig
 from ..steps.batch_inference import load_batch, score_batch
 from ..steps.deployment import resolve_version
-from . import use_package_sources
+from . import DOCKER_SETTINGS, use_package_sources
 
 
-@pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
+@pipeline(
+    execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": DOCKER_SETTINGS}, enable_cache=False
+)
 def batch_inference_pipeline(
     model_name: str,
     alias: str,

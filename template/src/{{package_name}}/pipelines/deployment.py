@@ -5,10 +5,12 @@ from zenml.enums import ExecutionMode
 
 from ..config import DeploymentConfig
 from ..steps.deployment import deploy, resolve_version, smoke_test
-from . import use_package_sources
+from . import DOCKER_SETTINGS, use_package_sources
 
 
-@pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
+@pipeline(
+    execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": DOCKER_SETTINGS}, enable_cache=False
+)
 def deployment_pipeline(
     model_name: str, alias: str, version: str | None, workers: int, timeout: int, smoke: bool
 ) -> None:

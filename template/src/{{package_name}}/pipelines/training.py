@@ -10,11 +10,11 @@ from ..steps.evaluation import evaluate
 from ..steps.promotion import promote
 from ..steps.registration import register
 from ..steps.training import train
-from . import use_package_sources
+from . import DOCKER_SETTINGS, use_package_sources
 
 
 # FAIL_FAST re-raises a failing step's own exception, so the CLI can report it in one line.
-@pipeline(execution_mode=ExecutionMode.FAIL_FAST)
+@pipeline(execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": DOCKER_SETTINGS})
 def training_pipeline(
     data: DataConfig,
     split: SplitConfig,
@@ -39,14 +39,14 @@ def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dic
     the promotion verdict."""
     use_package_sources()
     run = training_pipeline.with_options(
-        model=Model(name=config.registry.model_name, description="Trained by training_pipeline"),
+        model=Model(name=config.model_name, description="Trained by training_pipeline"),
         enable_cache=enable_cache,
     )(
         data=config.data,
         split=config.split,
         model=config.model,
         promotion=config.promotion,
-        model_name=config.registry.model_name,
+        model_name=config.model_name,
         data_fingerprint=source_fingerprint(config.data.source),
     )
     registered = run.steps["register"].outputs["registered_model"][0].load()
