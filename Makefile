@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 DEMO_DIR := build/demo
+# Test workers: the tests mostly wait on subprocesses and servers; one module stays on one worker.
+WORKERS ?= 2
 
 .PHONY: help uv test test-fast lint demo clean
 
@@ -17,7 +19,7 @@ test: uv ## Install the test environment, lint, and run every template test
 	$(UV) sync --locked
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run pytest
+	$(UV) run pytest -n $(WORKERS) --dist loadgroup
 
 test-fast: uv ## Only the render and validator tests (seconds)
 	$(UV) sync --locked
