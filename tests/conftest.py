@@ -193,17 +193,3 @@ def logged_reports(client, version, workdir: Path) -> str:
     card = Path(client.download_artifacts(run_id, "model_card.md", str(workdir))).read_text()
     assert card.startswith(f"# Model card: {version.name} v{version.version}\n")
     return card
-
-
-# `make test` runs two pytest workers (`-n 2 --dist loadgroup`): every module stays on one worker
-# with its module fixtures. Modules that start model servers share a worker: ZenML's deployer
-# picks the next free port from 8000 in each worker's own store, and two daemons racing for the
-# same port would answer for each other.
-MODEL_SERVERS = {"test_model_lifecycle", "test_tensorflow", "test_faults"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        module = item.module.__name__.rpartition(".")[2]
-        group = "model-servers" if module in MODEL_SERVERS else module
-        item.add_marker(pytest.mark.xdist_group(group))
