@@ -2,7 +2,8 @@
 working tree. User edits survive, conflicts are marked, the migration runs once, `make update`
 guards and reports, and the updated project still passes its tests and trains.
 
-The template is this repository cloned into a temp dir (so the release tags come along), with the
+The template is a temp git repo: the last release as shipped in `tests/releases/` (made with
+`git archive <tag> copier.yml template`, so no clone, tag or history is needed), tagged, then this
 working tree committed on top and tagged as the next release.
 """
 
@@ -10,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import copier
@@ -20,6 +22,7 @@ from mlflow import MlflowClient
 from conftest import TEMPLATE, run
 
 LAST_RELEASE = "v0.1.0"
+RELEASES = TEMPLATE / "tests" / "releases"
 MIGRATION = TEMPLATE / "migrations" / "v0_2_0_model_name.py"
 COPIER = str(Path(sys.executable).parent / "copier")
 OURS, THEIRS = "<<<<<<< before updating", ">>>>>>> after updating"
@@ -57,16 +60,15 @@ def next_release(repo: Path) -> str:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> tuple[Path, str]:
-    """(repo, tag): this repository with its history and tags, the working tree (uncommitted
-    changes included, as render() does) committed on top and tagged as the next release."""
-    if not git(TEMPLATE, "tag", "--list", LAST_RELEASE).strip():
-        pytest.fail(
-            f"tag {LAST_RELEASE} is missing from {TEMPLATE}: the update tests start from the last "
-            "release. Fetch the tags: `git fetch --tags` (in a shallow clone: "
-            "`git fetch --unshallow --tags`)."
-        )
+    """(repo, tag): the last release, then the working tree (uncommitted changes included, as
+    render() does) committed on top and tagged as the next release."""
     repo = tmp_path_factory.mktemp("template-repo") / "template"
-    git(TEMPLATE.parent, "clone", "-q", "--no-checkout", str(TEMPLATE), str(repo))
+    repo.mkdir()
+    git(repo, "init", "-q")
+    with tarfile.open(RELEASES / f"{LAST_RELEASE}.tar.gz") as release:
+        release.extractall(repo, filter="data")
+    commit(repo, f"Release {LAST_RELEASE}", LAST_RELEASE)
+    git(repo, "rm", "-rq", ".")
     listed = git(TEMPLATE, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     for name in filter(None, listed.split("\0")):
         if (TEMPLATE / name).is_file():  # deleted but not yet committed: skipped
