@@ -3,6 +3,9 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 DEMO_DIR := build/demo
+# Test workers (pytest-xdist, one test module per worker). Serial by default: two workers are
+# faster, but the modules that start model servers can then race for the deployer's ports.
+WORKERS ?= 0
 
 .PHONY: help uv test test-fast lint demo clean
 
@@ -17,7 +20,7 @@ test: uv ## Install the test environment, lint, and run every template test
 	$(UV) sync --locked
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run pytest
+	$(UV) run pytest $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --dist loadfile)
 
 test-fast: uv ## Only the render and validator tests (seconds)
 	$(UV) sync --locked

@@ -37,6 +37,8 @@ def render(destination: Path, **answers: str) -> Path:
     """Render the template (the working tree, uncommitted changes included) with these answers
     and defaults for the rest."""
     answers.setdefault("project_name", "Fraud Detector")
+    if os.environ.get("TEMPLATE_TEST_PYTHON"):  # one Python per cell of the template's CI matrix
+        answers.setdefault("python_version", os.environ["TEMPLATE_TEST_PYTHON"])
     copier.run_copy(
         str(TEMPLATE),
         destination,

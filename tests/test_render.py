@@ -1,5 +1,6 @@
 """What `copier copy` generates, for a matrix of answers covering every value of every choice."""
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -26,6 +27,7 @@ ANSWER_SETS = {
         "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
         "zenml_server_url": "https://zenml.example.com",
         "hyperparameter_tuning": True,
+        "ci_provider": "gitlab",
         "author_name": 'Ana "Data" O\'Neil',
         "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
         "to "
@@ -45,6 +47,7 @@ ANSWER_SETS = {
         "cloud_region": "europe-west4",
         "zenml_server_url": "http://127.0.0.1:8237/",
         "hyperparameter_tuning": True,
+        "ci_provider": "github",
     },
     "proprietary-313-ipv6-tensorflow": {
         "project_name": "Ops",
@@ -58,6 +61,7 @@ ANSWER_SETS = {
         "artifact_store_uri": "az://ops-artifacts/zenml",
         "kubernetes_namespace": "ml-serving",
         "zenml_server_url": "http://[::1]:8237/zenml",
+        "ci_provider": "none",
     },
 }
 
@@ -108,6 +112,7 @@ PROJECT_FILES = [
     ".copier-answers.yml",
     ".env.example",
     ".gitignore",
+    ".pre-commit-config.yaml",
     ".python-version",
     "LICENSE",
     "Makefile",
@@ -135,6 +140,16 @@ PROJECT_FILES = [
     "tests/test_zenml_server.py",
     "tests/test_tuning.py",
 ]
+CI_FILES = {
+    "github": [
+        ".github/workflows/ci.yml",
+        ".github/workflows/deploy.yml",
+        ".github/workflows/template-update.yml",
+        ".github/workflows/train.yml",
+    ],
+    "gitlab": [".gitlab-ci.yml"],
+    "none": [],
+}
 FRAMEWORK_FILES = {
     "sklearn": ["src/{package}/models/sklearn.py", "tests/test_model_sklearn.py"],
     "tensorflow": ["src/{package}/models/keras.py", "tests/test_model_keras.py"],
@@ -144,9 +159,12 @@ FRAMEWORK_FILES = {
 SECRET_ANSWERS = ("mlflow_password", "mlflow_token")
 
 
-def expected_files(package: str, framework: str = "sklearn", env: bool = False) -> set[str]:
+def expected_files(
+    package: str, framework: str = "sklearn", env: bool = False, ci: str = "github"
+) -> set[str]:
     files = {*PROJECT_FILES, *(f"src/{package}/{name}" for name in PACKAGE_FILES)}
     files |= {".env"} if env else set()
+    files |= set(CI_FILES[ci])
     return files | {name.format(package=package) for name in FRAMEWORK_FILES[framework]}
 
 
@@ -162,7 +180,9 @@ def test_exact_file_set(rendered):
     project, answers = rendered
     files = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
     credentials = any(answers.get(k) for k in ("mlflow_username", *SECRET_ANSWERS))
-    expected = expected_files(answers["package_name"], answers["model_framework"], credentials)
+    expected = expected_files(
+        answers["package_name"], answers["model_framework"], credentials, answers["ci_provider"]
+    )
     expected |= {"stacks/remote-mlflow.yaml"} if answers["mlflow_tracking_uri"] else set()
     expected |= {"stacks/production.yaml"} if answers["production_stack"] != "none" else set()
     assert files == expected
@@ -185,6 +205,8 @@ def test_no_template_syntax_is_left_over(rendered):
     for path in project.rglob("*"):
         if path.is_file():
             text = path.read_text()
+            if ".github" in path.parts:  # GitHub Actions expressions are ${{ ... }}
+                text = re.sub(r"\$\{\{ [^}]* \}\}", "", text)
             for marker in ("{{", "{%", "{#"):
                 assert marker not in text, f"{marker!r} left in {path.relative_to(project)}"
 
@@ -203,6 +225,7 @@ def test_answers_file_records_every_answer(rendered):
         assert question in answers
     assert {"model_framework", "mlflow_tracking_uri", "author_email", "_src_path"} <= set(answers)
     assert "hyperparameter_tuning" in answers
+    assert answers["ci_provider"] in ("github", "gitlab", "none")
     assert "reserved_package_names" not in answers
 
 
@@ -366,7 +389,7 @@ def test_makefile_has_the_documented_targets(rendered):
     project, _ = rendered
     makefile = (project / "Makefile").read_text()
     targets = ("setup", "stack", "train", "status", "deploy", "undeploy", "predict", "batch-infer")
-    for target in (*targets, "all", "test", "lint", "mlflow-ui"):
+    for target in (*targets, "all", "test", "lint", "mlflow-ui", "install"):
         assert f"\n{target}:" in makefile
     assert "sync --python $(PYTHON_VERSION)" in makefile
 

@@ -113,7 +113,9 @@ def test_without_cloud_credentials_registration_stops_with_one_line(variant):
     assert result.returncode == 1
     variables = ", ".join(MISSING[name])
     connector = f"{package.replace('_', '-')}-{CLOUD[name]}"
-    assert result.stderr.strip().splitlines()[-1] == (
+    error, hint = result.stderr.strip().splitlines()[-2:]
+    assert hint.startswith("hint: ")
+    assert error == (
         f"error: service connector {connector} needs {variables} in the environment or .env "
         "(see .env.example)"
     )

@@ -175,6 +175,7 @@ def test_migration_leaves_what_it_cannot_rewrite_safely_and_says_so(tmp_path, co
 
 # --- Updating a generated project ------------------------------------------------------------
 
+TEAM_NOTES = "## Team notes\n\nAsk #fraud-ml before retraining.\n"
 README_LINE = "An ML project on [ZenML](https://docs.zenml.io) pipelines"
 USER_FILES = {
     "src/fraud_detector/steps/feature_report.py": '''\
@@ -239,7 +240,9 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     small_before = small.read_text()
     readme = project / "README.md"
     edit(readme, README_LINE, f"Our fraud model for the EU. {README_LINE}")
-    readme.write_text(readme.read_text() + "\n## Team notes\n\nAsk #fraud-ml before retraining.\n")
+    # A section of the team's own, before the template's first section (the end of the README
+    # is where the template adds things: an edit there would conflict, rightly).
+    edit(readme, "\n## Quick start\n", f"\n{TEAM_NOTES}\n## Quick start\n")
     for name, content in USER_FILES.items():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text(content)
@@ -270,7 +273,7 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     # The other edits are all there, next to what the release brings.
     text = readme.read_text()
     assert f"Our fraud model for the EU. {README_LINE}" in text
-    assert text.endswith("## Team notes\n\nAsk #fraud-ml before retraining.\n")
+    assert f"\n{TEAM_NOTES}\n## Quick start\n" in text
     assert "## Updating from the template" in text
     for name, content in USER_FILES.items():
         assert (project / name).read_text() == content

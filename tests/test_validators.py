@@ -59,6 +59,7 @@ SAGEMAKER = {**PRODUCTION, "production_stack": "sagemaker"}
         ({"license": "GPL-3.0"}, "Invalid choice"),
         ({"python_version": "3.9"}, "Invalid choice"),
         ({"model_framework": "pytorch"}, "Invalid choice"),
+        ({"ci_provider": "jenkins"}, "Invalid choice"),
         ({"production_stack": "kubernetes"}, "needs a shared MLflow server"),
         ({**PRODUCTION, "production_stack": "ec2"}, "Invalid choice"),
         (

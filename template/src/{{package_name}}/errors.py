@@ -51,3 +51,5 @@ class CredentialsRejectedError(ProjectError):
 
 class ZenmlServerError(ProjectError):
     """The ZenML server is unreachable, or no API key is set, or it refuses the key."""
+
+    hint = "`{prog} login` checks the server URL and ZENML_STORE_API_KEY (README: 'ZenML server')"

@@ -31,15 +31,24 @@ def held_out_scorer(test_set: pd.DataFrame, target: str, labels: list):
     return score
 
 
-def mark_production_in_zenml(model_name: str, zenml_version: str | None) -> None:
-    """Keep the ZenML Model Control Plane in step: its production version is the champion."""
-    if zenml_version:
+def mark_production_in_zenml(model_name: str, zenml_version: str | None) -> bool:
+    """Keep the ZenML Model Control Plane in step: its production version is the champion.
+
+    A version trained against another ZenML store (a CI runner's, a colleague's) is not in this
+    one: MLflow's champion alias still moves, and False says ZenML was left as it was.
+    """
+    if not zenml_version:
+        return False
+    try:
         Client().update_model_version(
             model_name_or_id=model_name,
             version_name_or_id=zenml_version,
             stage=ModelStages.PRODUCTION,
             force=True,
         )
+    except KeyError:
+        return False
+    return True
 
 
 def _plots(client: MlflowClient, run_id: str) -> list[str]:
