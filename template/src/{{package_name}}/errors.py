@@ -34,6 +34,15 @@ class TrackerUnreachableError(ProjectError):
     hint = "`{prog} doctor` checks the tracker; MLFLOW_TRACKING_URI overrides stacks/*.yaml"
 
 
+class TrackerLostError(TrackerUnreachableError):
+    """The MLflow tracking server stopped answering in the middle of a command."""
+
+    hint = (
+        "run the command again once `{prog} doctor` passes; MLFLOW_HTTP_REQUEST_MAX_RETRIES and "
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR set how long MLflow retries (default about 4 minutes)"
+    )
+
+
 class CredentialsRejectedError(ProjectError):
     """The MLflow tracking server refuses the configured credentials (HTTP 401/403)."""
 

@@ -6,6 +6,7 @@ Plain HTTP with short timeouts (no mlflow import, which alone takes seconds), so
 
 import base64
 import json
+import re
 import ssl
 import time
 import urllib.error
@@ -13,7 +14,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import CredentialsRejectedError, ProjectError, TrackerUnreachableError
+from .errors import (
+    CredentialsRejectedError,
+    ProjectError,
+    TrackerLostError,
+    TrackerUnreachableError,
+)
 from .tracker import is_remote
 
 TIMEOUT_SECONDS = 3.0
@@ -132,3 +138,32 @@ def require_tracker(tracker: Tracker) -> None:
     """Raise the first failing check's error: what `train` runs before any pipeline work."""
     for _, check in TRACKER_CHECKS:
         check(tracker)
+
+
+# The cause in a requests/urllib3 error message: refused, reset, closed mid-request, timed out.
+LOST_REASON = (
+    r"\[Errno -?\d+\] [^'\")]+|Connection (refused|reset by peer|aborted)"
+    r"|Remote end closed connection without response|timed out"
+)
+
+
+def lost_tracker(error: BaseException) -> TrackerLostError | None:
+    """A tracker that stops answering mid-command is retried by MLflow's client (7 times with
+    exponential backoff by default); when MLflow gives up, say so in one line instead of
+    MLflow's nested connection error. None if `error` is not that."""
+    import requests  # comes with mlflow, which raised the error
+
+    cause, seen = error, set()
+    while cause is not None and id(cause) not in seen:
+        url = getattr(getattr(cause, "request", None), "url", None) or ""
+        lost = isinstance(cause, requests.ConnectionError | requests.Timeout)
+        if lost and "/api/" in url and "/mlflow" in url:  # MLflow's REST API, not ZenML's
+            found = re.search(LOST_REASON, str(cause))
+            reason = found.group(0) if found else type(cause).__name__
+            return TrackerLostError(
+                f"MLflow tracking server {url.split('/api/')[0]} stopped answering during the "
+                f"command ({reason}); MLflow gave up after its retries"
+            )
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None

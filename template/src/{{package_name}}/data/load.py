@@ -1,6 +1,8 @@
 """Load the dataset named in configs/training.yaml: a bundled scikit-learn set or a CSV file."""
 
+import csv
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +37,22 @@ def load_dataset(source: str) -> pd.DataFrame:
         raise DataValidationError(f"data file is empty: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataValidationError(f"cannot read {path} as CSV: {error}") from None
+    _require_unique_header(path)
     return frame
+
+
+def _require_unique_header(path: Path) -> None:
+    """pandas renames a repeated column ('x', 'x.1', ...): the model would then expect inputs
+    that no caller sends. Refuse the file instead."""
+    with path.open(newline="", encoding="utf-8") as file:
+        counts = Counter(next(csv.reader(file), []))
+    repeated = [f"'{name}' ({count}x)" for name, count in counts.items() if count > 1]
+    if repeated:
+        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        raise DataValidationError(
+            f"column(s) {', '.join(repeated[:3])}{more} appear more than once in the header of "
+            f"{path}: column names must be unique"
+        )
 
 
 def source_fingerprint(source: str) -> str:

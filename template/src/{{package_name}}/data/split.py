@@ -24,9 +24,14 @@ def split_dataset(
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
+def load_validated(data: DataConfig) -> pd.DataFrame:
+    """Load the configured data and check it against the `data:` rules."""
+    rules = (data.target, data.features, data.labels, data.max_missing_fraction)
+    return validate_dataset(load_dataset(data.source), *rules)
+
+
 def load_and_split(data: DataConfig, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The training pipeline's data steps in one call: the same seed gives the same held-out
     rows, so versions can be compared outside the pipeline (e.g. `promote`)."""
-    rules = (data.target, data.features, data.labels, data.max_missing_fraction)
-    dataset = validate_dataset(load_dataset(data.source), *rules)
+    dataset = load_validated(data)
     return split_dataset(dataset, data.target, split.test_size, split.seed, split.stratify)

@@ -17,6 +17,18 @@ def _supported(column: pd.Series) -> bool:
     return types.infer_dtype(column, skipna=True) in ("string", "empty")
 
 
+def _stray_text(column: pd.Series) -> list:
+    """Text values in a column that otherwise holds numbers ('n/a', '?', '12,5'): a CSV reader
+    then makes the whole column text, and the model would take its numbers for categories."""
+    if not types.is_object_dtype(column) and not types.is_string_dtype(column):
+        return []
+    values = column.dropna()
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().sum() <= len(values) / 2:  # mostly text: a category column
+        return []
+    return values[numbers.isna()].unique().tolist()
+
+
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [column for column in columns if column not in frame.columns]
     if missing:
@@ -36,6 +48,13 @@ def validate_features(
             raise DataValidationError(
                 f"column '{column}' has unsupported type {frame[column].dtype}: "
                 "use numbers, booleans or text categories"
+            )
+        stray = _stray_text(frame[column])
+        if stray:
+            shown = ", ".join(repr(value) for value in stray[:3])
+            raise DataValidationError(
+                f"column '{column}' holds numbers and text ({shown}): a number column must "
+                "hold only numbers; leave a cell empty to count it as missing"
             )
         fraction = float(frame[column].isna().mean())
         if fraction > max_missing_fraction:

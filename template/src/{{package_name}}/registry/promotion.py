@@ -55,12 +55,29 @@ def audit_context(project_root: Path | None = None, **extra: str) -> dict[str, s
     return context
 
 
+def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None:
+    """Point `alias` at `version`, the last writer winning.
+
+    Two trainings gating at once may both create a new alias; MLflow's store refuses the second
+    insert (a unique-constraint error) although the alias then exists: setting it again updates
+    it.
+    """
+    for attempt in range(3):
+        try:
+            client.set_registered_model_alias(name, alias, str(version))
+            return
+        except MlflowException as error:
+            if attempt == 2 or "unique constraint" not in str(error).lower():
+                raise
+            time.sleep(0.5)
+
+
 def set_champion(client: MlflowClient, name: str, version: str) -> str | None:
     """Point `champion` at `version`, remembering the one it replaces for rollback."""
     previous = version_by_alias(client, name, CHAMPION)
     if previous and str(previous.version) != str(version):
         client.set_model_version_tag(name, str(version), PREVIOUS_CHAMPION_TAG, previous.version)
-    client.set_registered_model_alias(name, CHAMPION, str(version))
+    set_alias(client, name, CHAMPION, version)
     return str(previous.version) if previous else None
 
 
@@ -108,7 +125,7 @@ def run_gate(
     `score_champion(model_uri) -> metrics`, then move the aliases and record the verdict."""
     version = str(version)
     if mark_challenger:
-        client.set_registered_model_alias(name, CHALLENGER, version)
+        set_alias(client, name, CHALLENGER, version)
     current = version_by_alias(client, name, CHAMPION)
     champion = None
     if current and str(current.version) != version:  # int from sqlite stores, str over REST
@@ -146,7 +163,7 @@ def rollback(client: MlflowClient, name: str, context: dict[str, str]) -> tuple[
     previous = current.tags.get(PREVIOUS_CHAMPION_TAG)
     if not previous:
         raise ProjectError(f"champion v{current.version} replaced no earlier champion")
-    client.set_registered_model_alias(name, CHAMPION, previous)
+    set_alias(client, name, CHAMPION, previous)
     note = f"{context['time']} by {context['user']}"
     client.set_model_version_tag(name, current.version, "rolled_back", f"{note}: to v{previous}")
     restored = f"{note}: from v{current.version}"

@@ -1,15 +1,19 @@
 """Deployment steps: resolve the version, serve it with ZenML's MLflow model deployer (a local
 daemon), and smoke-test the endpoint with the model's own input example."""
 
+import shutil
+from pathlib import Path
 from typing import Annotated
 
 import mlflow
 import numpy as np
+import psutil
 from mlflow import MlflowClient
 from zenml import step
 from zenml.client import Client
 from zenml.integrations.mlflow.model_deployers import MLFlowModelDeployer
 from zenml.integrations.mlflow.services import MLFlowDeploymentConfig, MLFlowDeploymentService
+from zenml.services.service import BaseService
 
 from ..errors import ProjectError
 from ..registry.promotion import get_version, version_by_alias
@@ -38,13 +42,52 @@ def model_servers(model_name: str) -> list[MLFlowDeploymentService]:
     return [s for s in services if s.config.registry_model_name == model_name]
 
 
+def is_serving(service: MLFlowDeploymentService) -> bool:
+    """Up, and answering on its port itself. ZenML's check only asks the port, which another
+    deployment may hold: two deployments started at the same moment can pick the same free
+    port, and the one whose server could not bind it then sees the other's answers."""
+    pid, port = service.status.pid, service.endpoint.status.port
+    if not (pid and port and service.is_running):
+        return False
+    try:
+        daemon = psutil.Process(pid)
+        return any(
+            connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+            for process in [daemon, *daemon.children(recursive=True)]
+            for connection in process.net_connections()
+        )
+    except psutil.Error:
+        return False
+
+
 def stop_model_servers(model_name: str) -> list[str]:
-    """Stop and delete this model's servers; returns the versions they served."""
+    """Stop and delete this model's servers, and any orphaned server; returns the versions
+    they served."""
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     stopped = []
     for service in model_servers(model_name):
         deployer.delete_model_server(service.uuid, force=True)
         stopped.append(str(service.config.registry_model_version))
+    return stopped + stop_orphaned_servers(deployer)
+
+
+def stop_orphaned_servers(deployer: MLFlowModelDeployer) -> list[str]:
+    """Stop the servers this deployer started that ZenML has no record of.
+
+    ZenML records a server before starting its daemon and drops the record when the start
+    fails or is interrupted (Ctrl-C), but leaves the daemon running; its runtime directory
+    (service.json) is what is left to find it by.
+    """
+    services = deployer.find_model_server(service_type=MLFlowDeploymentService.SERVICE_TYPE)
+    known = {str(service.uuid) for service in services}
+    stopped = []
+    for config in Path(deployer.local_path).glob("*/service.json"):
+        if config.parent.name in known:
+            continue
+        service = BaseService.from_json(config.read_text())
+        service.stop(timeout=30, force=True)
+        shutil.rmtree(config.parent, ignore_errors=True)
+        stopped.append(str(getattr(service.config, "registry_model_version", "?")))
     return stopped
 
 
@@ -58,9 +101,8 @@ def deploy_version(
     server of the same version is kept.
     """
     for service in model_servers(model_name):
-        if str(service.config.registry_model_version) == version and service.is_running:
+        if str(service.config.registry_model_version) == version and is_serving(service):
             return service
-    stop_model_servers(model_name)
     config = MLFlowDeploymentConfig(
         model_uri=f"models:/{model_name}/{version}",
         model_name=model_name,
@@ -70,15 +112,22 @@ def deploy_version(
         workers=workers,
         timeout=timeout,
     )
-    service = MLFlowModelDeployer.get_active_model_deployer().deploy_model(
-        config=config,
-        service_type=MLFlowDeploymentService.SERVICE_TYPE,
-        continuous_deployment_mode=True,
-        timeout=timeout,
-    )
-    if not service.is_running:
-        raise DeploymentError(f"the model server for {model_name} v{version} did not start")
-    return service
+    for _ in range(2):  # again once if another deployment took the port it picked
+        stop_model_servers(model_name)
+        try:
+            service = MLFlowModelDeployer.get_active_model_deployer().deploy_model(
+                config=config,
+                service_type=MLFlowDeploymentService.SERVICE_TYPE,
+                continuous_deployment_mode=True,
+                timeout=timeout,
+            )
+        except BaseException:  # Ctrl-C included: the half-started server must not outlive us
+            stop_model_servers(model_name)
+            raise
+        if is_serving(service):
+            return service
+    stop_model_servers(model_name)
+    raise DeploymentError(f"the model server for {model_name} v{version} did not start")
 
 
 @step(enable_cache=False)

@@ -1,0 +1,562 @@
+"""What a generated project does under faults and bad input, against real processes.
+
+One project, set up for a tracking server with basic auth, runs against its own `mlflow server`
+(not the session's: these tests kill it and start it again on the same port, over the same
+database). The model server is ZenML's MLflow deployer daemon, as users get it. Each test is one
+rule: a failure is one `error:` line and exit 1, never a traceback; nothing half-done is left
+behind (no registered version, no orphaned server).
+"""
+
+import base64
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from sklearn.datasets import load_breast_cancer
+
+from conftest import free_port, render, run, wait_until_healthy
+
+pytestmark = pytest.mark.lifecycle
+
+PACKAGE = "fault_finder"
+SECRET = f"{PACKAGE}-remote-mlflow-mlflow"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Tracker:
+    """A basic-auth `mlflow server` that a test can kill (like a crash: SIGKILL to its process
+    group) and start again on the same port, database and artifacts."""
+
+    def __init__(self, workdir: Path):
+        self.workdir, self.port = workdir, free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.admin = ("admin", f"admin-{secrets.token_hex(8)}")
+        self.user = ("ci-bot", f"pw-{secrets.token_hex(10)}")
+        config = workdir / "basic_auth.ini"
+        config.write_text(
+            "[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
+            f"admin_username = {self.admin[0]}\nadmin_password = {self.admin[1]}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            "auth_cache_ttl_seconds = 300\n"
+        )
+        self.env = {
+            **os.environ,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_AUTH_CONFIG_PATH": str(config),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start the server; `ready()` waits for it."""
+        mlflow = str(Path(sys.executable).parent / "mlflow")
+        command = [mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--workers", "1", "--app-name", "basic-auth"]
+        command += ["--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}"]
+        command += ["--artifacts-destination", str(self.workdir / "artifacts")]
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.workdir / "server.log").open("a"),
+            start_new_session=True,
+        )
+
+    def ready(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        wait_until_healthy(self.uri, self.process, self.workdir / "server.log")
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def tracker(tmp_path_factory) -> Tracker:
+    server = Tracker(tmp_path_factory.mktemp("fault-tracker"))
+    server.ready()
+    credentials = base64.b64encode(":".join(server.admin).encode()).decode()
+    request = urllib.request.Request(
+        f"{server.uri}/api/2.0/mlflow/users/create",
+        data=json.dumps({"username": server.user[0], "password": server.user[1]}).encode(),
+        headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tracker) -> Path:
+    """Rendered for the tracker with the user's credentials (in .env), then `make setup`."""
+    project = render(
+        tmp_path_factory.mktemp("faults") / "fault-finder",
+        project_name="Fault Finder",
+        mlflow_tracking_uri=tracker.uri,
+        mlflow_auth="basic",
+        mlflow_username=tracker.user[0],
+        mlflow_password=tracker.user[1],
+    )
+    run(["make", "setup"], cwd=project)
+    yield project
+    tracker.ready()
+    cli(project, "undeploy")
+    for pid, _ in server_processes(project):  # only if a test failed half-way
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def client(tracker) -> MlflowClient:
+    """The test's own view of the registry, as the admin (MLflow reads these per request)."""
+    os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = tracker.admin
+    yield MlflowClient(tracker.uri)
+    del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
+
+
+def cli(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run the project's command as a user would (credentials from .env unless `env` says
+    otherwise); return the result, without colours, and its wall time."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [str(project / ".venv" / "bin" / PACKAGE), *args],
+        cwd=project,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    result.stdout, result.stderr = ANSI.sub("", result.stdout), ANSI.sub("", result.stderr)
+    return result, time.perf_counter() - started
+
+
+def succeeded(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """A failure as the CLI promises it: exit 1, one `error:` line, no traceback."""
+    output = result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1, output[-3000:]
+    assert len(errors) == 1, output[-3000:]
+    assert "Traceback" not in output
+    return errors[0]
+
+
+class Watched:
+    """A command running in the background whose output a test waits on, line by line."""
+
+    def __init__(self, project: Path, *args: str, **env: str):
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+        self.process = subprocess.Popen(
+            [str(project / ".venv" / "bin" / PACKAGE), *args],
+            cwd=project,
+            env={**base, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(ANSI.sub("", line))
+
+    def wait_for(self, text: str, seconds: int = 300) -> None:
+        deadline = time.monotonic() + seconds
+        while not any(text in line for line in self.lines):
+            assert self.process.poll() is None, f"exited before {text!r}:\n{self.output[-3000:]}"
+            assert time.monotonic() < deadline, f"no {text!r} in {seconds} s"
+            time.sleep(0.1)
+
+    def finish(self, seconds: int = 600) -> tuple[int, str]:
+        code = self.process.wait(timeout=seconds)
+        self._reader.join(timeout=10)
+        return code, self.output
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def versions(client: MlflowClient) -> dict[str, object]:
+    return {v.version: v for v in client.search_model_versions(f"name='{PACKAGE}'")}
+
+
+def run_ids(client: MlflowClient) -> set[str]:
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    return {found.info.run_id for found in client.search_runs(experiments)}
+
+
+def model_version(output: str) -> str:
+    return re.search(rf"model version: +{PACKAGE} v(\d+)", output).group(1)
+
+
+def server_processes(project: Path) -> list[tuple[int, str]]:
+    """This project's model-server processes: ZenML's daemon and MLflow's scoring server."""
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    found = [line.strip().split(" ", 1) for line in ps.splitlines() if str(project) in line]
+    return [
+        (int(pid), args)
+        for pid, args in found
+        if "local_daemon_entrypoint" in args or "scoring_server" in args
+    ]
+
+
+# ---- The tracker dies during a run ---------------------------------------------------------
+
+
+def test_a_tracker_restart_during_training_is_survived(project, tracker, client):
+    """MLflow's client retries each request with backoff (about 4 minutes by default): the
+    server is killed as the first tracked step starts and comes back ~20 s later; the run
+    completes and registers its version."""
+    tracker.ready()
+    training = Watched(project, "train")
+    training.wait_for("Step train has started")
+    tracker.kill()
+    killed = time.monotonic()
+    tracker.ready()  # the same port, database and artifacts
+    print(f"\n[fault] tracker down for {time.monotonic() - killed:.1f} s during training")
+    code, output = training.finish()
+    assert code == 0, output[-3000:]
+    assert "Retrying (Retry(" in output  # the outage was hit, and retried
+    version = versions(client)[model_version(output)]
+    run_info = client.get_run(version.run_id)
+    assert run_info.info.status == "FINISHED"
+    assert run_info.data.metrics["roc_auc"] > 0.95
+    assert client.get_model_version_by_alias(PACKAGE, "champion").version == version.version
+
+
+def test_a_tracker_gone_for_longer_than_the_retries_stops_with_one_line(project, tracker):
+    """Beyond MLflow's retries (none here, to keep the test short) the command stops, naming
+    the server instead of MLflow's nested connection error."""
+    tracker.ready()
+    training = Watched(project, "train", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+    training.wait_for("Step train has started")
+    tracker.kill()
+    code, output = training.finish()
+    tracker.start()  # back in the background; the next tests that need it wait for it
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert code == 1 and "Traceback" not in output, output[-3000:]
+    assert len(errors) == 1, output[-3000:]
+    print(f"\n[fault] {errors[0]}")
+    # The reason: refused, or reset under a request in flight, depending on when it died.
+    assert re.fullmatch(
+        f"error: MLflow tracking server {re.escape(tracker.uri)} stopped answering during the "
+        r"command \((\[Errno \d+\] |Remote end |Connection )[^()]+\); MLflow gave up after its "
+        "retries",
+        errors[0],
+    ), errors[0]
+    assert "hint: run the command again once `fault_finder doctor` passes" in output
+
+
+# ---- The tracker is down, or refuses the credentials, when a command starts ----------------
+
+# train and doctor: tests/test_auth.py. Every other command that talks to MLflow:
+COMMANDS = {
+    "promote": ["promote", "--version", "1"],
+    "rollback": ["rollback"],
+    "status": ["status"],
+    "deploy": ["deploy"],
+    "predict": ["predict"],
+    "undeploy": ["undeploy"],
+    "batch-infer": ["batch-infer"],
+    "all": ["all"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_stops_in_one_line_when_the_tracker_is_down(project, command):
+    uri = f"http://127.0.0.1:{free_port()}"
+    result, seconds = cli(project, *COMMANDS[command], MLFLOW_TRACKING_URI=uri)
+    print(f"\n[timing] {command} with the tracker down: {seconds:.1f} s")
+    assert one_error_line(result).startswith(f"error: MLflow tracking server {uri} is unreachable")
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_command_stops_in_one_line_when_the_credentials_are_wrong(project, tracker, command):
+    tracker.ready()
+    result, seconds = cli(project, *COMMANDS[command], MLFLOW_TRACKING_PASSWORD="wrong-password")
+    print(f"\n[timing] {command} with a wrong password: {seconds:.1f} s")
+    assert one_error_line(result) == (
+        f"error: credentials rejected by {tracker.uri}: "
+        "set MLFLOW_TRACKING_USERNAME/PASSWORD in .env"
+    )
+
+
+def test_stack_registration_needs_no_tracker(project):
+    """`stack` only writes ZenML's records (production stacks register for clouds that are not
+    reachable from here); the commands that use the tracker check it first, and re-register
+    the stack from stacks/ and .env."""
+    down = f"http://127.0.0.1:{free_port()}"
+    result, seconds = cli(project, "stack", MLFLOW_TRACKING_URI=down)
+    print(f"\n[timing] stack with the tracker down: {seconds:.1f} s")
+    assert "Stack 'remote-mlflow' is ready and active." in succeeded(result)
+    result, seconds = cli(project, "stack", MLFLOW_TRACKING_PASSWORD="wrong-password")
+    print(f"[timing] stack with a wrong password: {seconds:.1f} s")
+    changed = succeeded(result)
+    assert f"updated secret {SECRET}" in changed
+    assert "(tracking_uri)" in changed  # back to stacks/remote-mlflow.yaml's URI
+    restored = succeeded(cli(project, "stack")[0])  # what every other command does first
+    assert f"updated secret {SECRET}" in restored
+
+
+# ---- Bad data ------------------------------------------------------------------------------
+
+
+def _breast_cancer() -> pd.DataFrame:
+    return load_breast_cancer(as_frame=True).frame
+
+
+def _with_text_in_a_number_column(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.astype({"mean radius": object})
+    frame.loc[3, "mean radius"] = "?"  # pandas reads 'n/a' as missing, but not '?'
+    return frame
+
+
+def _with_gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[frame.index % 10 == 0, "mean area"] = None  # 10 %, above the 5 % allowed
+    return frame
+
+
+def _with_an_unknown_label(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[frame.index % 50 == 0, "target"] = 2
+    return frame
+
+
+def _ten_times_as_wide(frame: pd.DataFrame) -> pd.DataFrame:
+    features = frame.drop(columns=["target"])
+    return pd.concat([features] * 10 + [frame[["target"]]], axis=1)
+
+
+BAD_DATA = {
+    "missing column": (
+        lambda frame: frame.drop(columns=["target"]),
+        "error: missing required column(s): 'target'",
+    ),
+    "wrong dtype": (
+        _with_text_in_a_number_column,
+        "error: column 'mean radius' holds numbers and text ('?'): a number column must hold "
+        "only numbers; leave a cell empty to count it as missing",
+    ),
+    "missing values over the limit": (
+        _with_gaps,
+        "error: column 'mean area' has 10.0% missing values "
+        "(data.max_missing_fraction allows 5.0%)",
+    ),
+    "unseen label": (
+        _with_an_unknown_label,
+        "error: target column 'target' has label(s) ['2'] not in data.labels [0, 1]",
+    ),
+    "empty file": (None, "error: data file is empty: {path}"),
+    "header only": (lambda frame: frame.iloc[0:0], "error: dataset has no rows"),
+    "10x wide": (
+        _ten_times_as_wide,
+        "error: column(s) 'mean radius' (10x), 'mean texture' (10x), 'mean perimeter' (10x) "
+        "and 27 more appear more than once in the header of {path}: column names must be unique",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_bad_data_is_one_line_naming_the_column_or_rule_and_nothing_is_registered(
+    project, tracker, client, tmp_path, case
+):
+    change, expected = BAD_DATA[case]
+    path = tmp_path / "data.csv"
+    if change is None:
+        path.write_text("")
+    else:
+        change(_breast_cancer()).to_csv(path, index=False)
+    config = (project / "configs" / "training.yaml").read_text()
+    (tmp_path / "training.yaml").write_text(
+        config.replace("source: sklearn:breast_cancer", f"source: {path}")
+    )
+    tracker.ready()
+    before = versions(client), run_ids(client)
+    result, seconds = cli(project, "train", "--config", str(tmp_path / "training.yaml"))
+    print(f"\n[timing] train on bad data ({case}): {seconds:.1f} s")
+    assert one_error_line(result) == expected.format(path=path)
+    assert "hint: fix the data, or the `data:` rules in configs/training.yaml" in result.stderr
+    assert (versions(client).keys(), run_ids(client)) == (before[0].keys(), before[1])
+
+
+# ---- Two trainings at once -----------------------------------------------------------------
+
+
+def test_two_trainings_at_once_both_register_and_the_aliases_stay_consistent(
+    project, tracker, client
+):
+    """Both gates then create the aliases at the same moment: the worst case (MLflow's store
+    refuses one of two simultaneous inserts of a new alias)."""
+    tracker.ready()
+    before = versions(client)
+    for alias in client.get_registered_model(PACKAGE).aliases if before else []:
+        client.delete_registered_model_alias(PACKAGE, alias)
+    first, second = Watched(project, "train"), Watched(project, "train")
+    (code_a, output_a), (code_b, output_b) = first.finish(), second.finish()
+    assert code_a == 0, output_a[-3000:]
+    assert code_b == 0, output_b[-3000:]
+    ours = {model_version(output_a), model_version(output_b)}
+    after = versions(client)
+    assert len(ours) == 2 and set(after) == set(before) | ours  # distinct, and nothing else
+    assert len({after[version].run_id for version in ours}) == 2
+    for version in ours:
+        assert client.get_run(after[version].run_id).info.status == "FINISHED"
+        assert after[version].tags["gate.result"] == "promoted"  # same data, same metrics
+    aliases = client.get_registered_model(PACKAGE).aliases
+    print(f"\n[fault] two trainings registered v{' and v'.join(sorted(ours))}; aliases {aliases}")
+    assert aliases["champion"] in ours and aliases["challenger"] in ours
+    # Both gates may have read the same (or no) champion: the one recorded must exist.
+    previous = after[aliases["champion"]].tags.get("previous_champion")
+    assert previous is None or previous in set(after) - {aliases["champion"]}
+
+
+# ---- The model server ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def endpoint(project, tracker, client) -> str:
+    """The champion served by `deploy` (trained first if this module's earlier tests did not
+    run)."""
+    tracker.ready()
+    if not versions(client) or "champion" not in client.get_registered_model(PACKAGE).aliases:
+        succeeded(cli(project, "train")[0])
+    result, seconds = cli(project, "deploy")
+    print(f"\n[timing] deploy: {seconds:.1f} s")
+    return re.search(r"endpoint: +(http://\S+)", succeeded(result)).group(1)
+
+
+def post(url: str, body: bytes) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def rows(count: int) -> pd.DataFrame:
+    features = _breast_cancer().drop(columns=["target"])
+    return pd.concat([features] * (count // len(features) + 1)).head(count)
+
+
+def payload(frame: pd.DataFrame) -> dict:
+    return {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+
+
+def test_deploying_twice_keeps_one_server(project, tracker, endpoint):
+    daemons = [pid for pid, args in server_processes(project) if "daemon" in args]
+    result, seconds = cli(project, "deploy")
+    print(f"\n[timing] deploy again: {seconds:.1f} s")
+    assert f"endpoint:          {endpoint}" in succeeded(result)
+    assert [pid for pid, args in server_processes(project) if "daemon" in args] == daemons
+    assert len(daemons) == 1
+    status = succeeded(cli(project, "status")[0])
+    assert status.count("endpoint:") == 1 and "(running)" in status, status
+
+
+def _missing_column() -> bytes:
+    return json.dumps(payload(rows(2).drop(columns=["mean radius"]))).encode()
+
+
+def _wrong_type() -> bytes:
+    return json.dumps(
+        payload(rows(2).astype({"mean radius": object}).assign(**{"mean radius": "big"}))
+    ).encode()
+
+
+def _ten_megabytes_in_one_cell() -> bytes:
+    frame = rows(2).astype({"mean radius": object})
+    frame.loc[frame.index[0], "mean radius"] = "x" * 10_000_000
+    return json.dumps(payload(frame)).encode()
+
+
+BAD_PAYLOADS = {
+    "missing column": (_missing_column, "Model is missing inputs ['mean radius']"),
+    "wrong type": (_wrong_type, "Failed to convert column mean radius to type 'float64'"),
+    "empty body": (lambda: b"", "Ensure that input is a valid JSON formatted string"),
+    "not JSON": (lambda: b"{'dataframe_split':", "Ensure that input is a valid JSON"),
+    "no input field": (lambda: b"{}", "exactly one of the input fields"),
+    "10 MB in one cell": (_ten_megabytes_in_one_cell, "Failed to convert column mean radius"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PAYLOADS))
+def test_a_bad_request_gets_400_and_the_server_keeps_serving(endpoint, case):
+    make_body, message = BAD_PAYLOADS[case]
+    good = json.dumps(payload(rows(5))).encode()
+    status, answer = post(endpoint, good)
+    assert status == 200 and len(answer["predictions"]) == 5
+    body = make_body()
+    status, error = post(endpoint, body)
+    print(f"\n[fault] {case} ({len(body):,} bytes): HTTP {status} {str(error)[:160]}")
+    assert status == 400 and message in error["message"]
+    assert post(endpoint, good) == (200, answer)
+
+
+def test_a_large_body_of_valid_rows_is_scored(endpoint):
+    """No size limit of its own: ten megabytes of valid rows get one prediction per row."""
+    frame = rows(42_000)
+    body = json.dumps(payload(frame)).encode()
+    assert len(body) > 10_000_000
+    status, answer = post(endpoint, body)
+    assert status == 200 and len(answer["predictions"]) == len(frame)
+    assert set(answer["predictions"]) == {0, 1}
+
+
+def test_a_dead_model_server_is_reported_down_and_deploy_restarts_it(project, endpoint):
+    (pid,) = [pid for pid, args in server_processes(project) if "scoring_server" in args]
+    os.kill(pid, signal.SIGKILL)
+    status = succeeded(cli(project, "status")[0])
+    assert re.search(r"endpoint: .* serving v\d+ \(DOWN\)", status), status
+    result, seconds = cli(project, "deploy")
+    print(f"\n[timing] deploy after the scoring server died: {seconds:.1f} s")
+    url = re.search(r"endpoint: +(http://\S+)", succeeded(result)).group(1)
+    assert post(url, json.dumps(payload(rows(3))).encode())[0] == 200
+    assert len([p for p, args in server_processes(project) if "daemon" in args]) == 1
+
+
+def test_ctrl_c_during_all_leaves_no_server_behind(project, tracker, endpoint):
+    """Ctrl-C while `all` starts the new model server: the half-started daemon is stopped too,
+    not left running unknown to ZenML."""
+    tracker.ready()
+    running = {pid for pid, _ in server_processes(project)}
+    lifecycle = Watched(project, "all")
+    lifecycle.wait_for("Deploying")
+    deadline = time.monotonic() + 120
+    while not {pid for pid, _ in server_processes(project)} - running:
+        assert lifecycle.process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    lifecycle.process.send_signal(signal.SIGINT)
+    code, output = lifecycle.finish()
+    assert code != 0 and "Traceback" not in output, output[-3000:]
+    deadline = time.monotonic() + 30
+    while server_processes(project) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert server_processes(project) == []
+    assert "endpoint: not deployed" in succeeded(cli(project, "status")[0])
