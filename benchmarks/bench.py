@@ -312,6 +312,9 @@ def one_run(ref: str, backend: str, index: int, args, server: str | None, base: 
         if "overhead" in args.only:
             result["overhead"] = probe(project, package, env, "overhead", str(args.steps))
             loads.append(load_average())
+    except Exception as error:  # one failed run is reported; the others still count
+        result["error"] = f"{type(error).__name__}: {error}"[-3000:]
+        print(f"[bench]   FAILED: {result['error']}", flush=True)
     finally:
         stop_daemons(zenml_config)
         result["load_avg"] = statistics.mean(loads)
@@ -425,6 +428,10 @@ def report(results: dict) -> str:
         + ", ".join(f"{ref} = {commit[:10]}" for ref, commit in results["commits"].items())
         + "."
     ]
+    for run in (run for run in runs if "error" in run):
+        out.append(
+            f"\nFailed: run {run['run']} {run['backend']} {run['ref']}: {run['error'][:300]}"
+        )
     rows = [(phase, f"lifecycle/{phase}", ".1f") for phase in LIFECYCLE_ROWS]
     rows.append(("load average (1 min)", "load_avg", ".1f"))
     out += [
@@ -534,6 +541,7 @@ def main() -> None:
     refs = args.ref or [WORKTREE]
     backends = args.backend or ["embedded", "server"]
     args.only = set(args.only.split(","))
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="bench-", dir=args.out))
 
@@ -578,10 +586,9 @@ def main() -> None:
                     )
                     derive(run)
                     results["runs"].append(run)
-                    print(
-                        f"[bench]   lifecycle {run['lifecycle']['lifecycle total']:.1f} s",
-                        flush=True,
-                    )
+                    if "lifecycle" in run:
+                        total = run["lifecycle"]["lifecycle total"]
+                        print(f"[bench]   lifecycle {total:.1f} s", flush=True)
                     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     junits = list(args.junit)
     suite_wall = None
