@@ -162,21 +162,21 @@ def lifecycle(project: Path, package: str, env: dict) -> dict:
     phases["make setup"] = wall
 
     wall, lines = timed(["make", "all"], project, env)
+    # Boundaries: when each phase's announcement and its "done ... in X s" line arrived.
     preflight_at, _ = first(lines, r"Preflight: ")
-    preflight = number(lines, r"done Preflight in ([\d.]+) s")
+    preflight_done, _ = first(lines, r"done Preflight in")
     training_at, _ = first(lines, r"^Training pipeline: ")
-    pipeline = number(lines, r"done Training pipeline in ([\d.]+) s")
+    training_done, _ = first(lines, r"done Training pipeline in")
     deploying_at, _ = first(lines, r"^Deploying: ")
-    deploy = number(lines, r"done Deploying in ([\d.]+) s")
-    phases["CLI start-up (imports)"] = preflight_at
-    phases["preflight (tracker, stack)"] = preflight
-    phases["training pipeline"] = pipeline
-    train_promote = number(lines, r"train \+ promote: +([\d.]+) s")
-    phases["training: rest of command"] = train_promote - preflight - pipeline
-    phases["deployment pipeline"] = deploy
-    phases["first prediction"] = number(lines, r"first prediction: +([\d.]+) s")
+    deploying_done, _ = first(lines, r"done Deploying in")
+    phases["CLI start-up"] = preflight_at
+    phases["preflight (tracker, ZenML, stack)"] = number(lines, r"done Preflight in ([\d.]+) s")
+    phases["imports for the pipeline"] = training_at - preflight_done
+    phases["training pipeline"] = number(lines, r"done Training pipeline in ([\d.]+) s")
+    phases["training summary"] = deploying_at - training_done
+    phases["deployment pipeline"] = number(lines, r"done Deploying in ([\d.]+) s")
+    phases["first prediction, summary"] = wall - deploying_done
     phases["make all"] = wall
-    assert training_at and deploying_at, "\n".join(text for _, text in lines[-30:])
     _, serving = first(lines, r"serving: +v(\d+) at (http://\S+)")
     return {"phases": phases, "version": serving.group(1), "url": serving.group(2)}
 
@@ -406,13 +406,14 @@ LIFECYCLE_ROWS = [
     "copy",
     "install (uv sync)",
     "stack registration",
-    "CLI start-up (imports)",
-    "preflight (tracker, stack)",
-    "training pipeline",
-    "training: rest of command",
-    "deployment pipeline",
-    "first prediction",
     "make setup",
+    "CLI start-up",
+    "preflight (tracker, ZenML, stack)",
+    "imports for the pipeline",
+    "training pipeline",
+    "training summary",
+    "deployment pipeline",
+    "first prediction, summary",
     "make all",
     "lifecycle total",
 ]
