@@ -6,8 +6,9 @@ DEMO_DIR := build/demo
 # Test workers (pytest-xdist, one test module per worker). Serial by default: two workers are
 # faster, but the modules that start model servers can then race for the deployer's ports.
 WORKERS ?= 0
+RUNS ?= 3
 
-.PHONY: help uv test test-fast lint demo clean
+.PHONY: help uv test test-fast lint demo bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +40,10 @@ demo: uv ## Render with defaults into build/demo, set it up, train, promote, dep
 	@echo "Demo project: $(DEMO_DIR)"
 	@echo "MLflow UI:    cd $(DEMO_DIR) && make mlflow-ui   (then open http://127.0.0.1:5000)"
 	@echo "Stop serving: cd $(DEMO_DIR) && make undeploy"
+
+bench: uv ## Time the generated project: lifecycle, steps, caching, serving (RUNS=3, ~20 min)
+	$(UV) sync --locked
+	$(UV) run python benchmarks/bench.py --runs $(RUNS) $(BENCH_ARGS)
 
 clean: ## Remove build/ and the test environment
 	rm -rf build .venv .pytest_cache .ruff_cache

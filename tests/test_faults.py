@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
@@ -217,7 +218,8 @@ def model_version(output: str) -> str:
 
 
 def server_processes(project: Path) -> list[tuple[int, str]]:
-    """This project's model-server processes: ZenML's daemon and MLflow's scoring server."""
+    """This project's model-server processes: ZenML's daemon (which serves the model itself
+    with one worker) and MLflow's scoring server (with more workers)."""
     ps = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     found = [line.strip().split(" ", 1) for line in ps.splitlines() if str(project) in line]
     return [
@@ -530,8 +532,10 @@ def test_a_large_body_of_valid_rows_is_scored(endpoint):
 
 
 def test_a_dead_model_server_is_reported_down_and_deploy_restarts_it(project, endpoint):
-    (pid,) = [pid for pid, args in server_processes(project) if "scoring_server" in args]
-    os.kill(pid, signal.SIGKILL)
+    port = int(endpoint.split(":")[2].split("/")[0])
+    listening = [c for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+    (pid,) = {c.pid for c in listening if c.laddr.port == port}
+    os.kill(pid, signal.SIGKILL)  # whatever answers on the endpoint's port
     status = succeeded(cli(project, "status")[0])
     assert re.search(r"endpoint: .* serving v\d+ \(DOWN\)", status), status
     result, seconds = cli(project, "deploy")

@@ -124,6 +124,15 @@ def test_a_second_training_registers_the_next_version(project, mlflow_server):
     train(project, MLFLOW_TRACKING_URI=mlflow_server)
     assert int(latest_version(client).version) == before + 1
 
+    # Nothing changed since: `train --if-changed` names that version and trains nothing.
+    command = [f".venv/bin/{PACKAGE}", "train", "--if-changed"]
+    result = run(command, cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert f"Unchanged: the data, config, code and uv.lock of {PACKAGE} v{before + 1}." in (
+        result.stdout
+    )
+    assert int(latest_version(client).version) == before + 1
+    assert "nothing trained" in result.stdout
+
 
 # The generated project's `make lint` and `make test` run in tests/test_ci.py, as its CI job
 # runs them (test_ci_test_job_runs_as_written_and_passes).

@@ -3,18 +3,20 @@
 Only what differs from the YAML is created or updated, so running it again is cheap.
 """
 
-from pathlib import Path
-from typing import Any
+from __future__ import annotations
 
-from zenml.client import Client
-from zenml.enums import StackComponentType
-from zenml.stack.utils import validate_stack_component_config
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .config import DEFAULT_STACK, find_project_root, load_yaml
 from .credentials import credentials_for, environment_values, tracker_settings
 from .errors import StackError
 from .preflight import Tracker
 from .tracker import embedded_tracking_uri, is_remote
+
+if TYPE_CHECKING:  # ZenML is imported where it is used: reading a stack file needs none of it
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
 
 # ZenML wants exactly one auth method for an http(s) tracker, even when the server has no
 # authentication; this token is sent along and ignored by such a server.
@@ -205,6 +207,8 @@ def _require_connector_type(client: Client, connector_type: str) -> None:
 
 def _resource_id(component_type: StackComponentType, configuration: dict[str, Any]) -> str | None:
     """What the connector gives this component access to: a bucket, a registry, a region."""
+    from zenml.enums import StackComponentType
+
     if component_type == StackComponentType.ARTIFACT_STORE:
         scheme, _, rest = configuration["path"].partition("://")
         return f"{scheme}://{rest.split('/')[0]}"
@@ -225,6 +229,8 @@ def _validated(
     References to the stack's secret are validated with the values they will resolve to (the
     secret may not exist yet: --dry-run) and kept as references.
     """
+    from zenml.stack.utils import validate_stack_component_config
+
     name, flavor, configuration = spec["name"], spec["flavor"], spec["configuration"]
     try:
         client.get_flavor_by_name_and_type(flavor, component_type)
@@ -311,6 +317,9 @@ def register_stack(
     Returns the changes (empty when everything was already up to date); with dry_run, the
     changes that would be made, and nothing is changed.
     """
+    from zenml.client import Client
+    from zenml.enums import StackComponentType
+
     root = root or find_project_root()
     spec = load_stack_spec(name, root)
     apply = not dry_run
@@ -375,6 +384,8 @@ def _activate(client: Client, stack_name: str) -> None:
 
 def stack_status(spec: dict[str, Any]) -> str:
     """Check that the stack is registered, active and holds the current credentials."""
+    from zenml.client import Client
+
     name = spec["name"]
     client = Client()
     try:

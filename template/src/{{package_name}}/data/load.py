@@ -3,19 +3,14 @@
 import csv
 import hashlib
 from collections import Counter
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
-import sklearn
-from sklearn import datasets
 
 from ..errors import DataValidationError
 
-BUNDLED_DATASETS = {
-    "breast_cancer": datasets.load_breast_cancer,
-    "iris": datasets.load_iris,
-    "wine": datasets.load_wine,
-}
+BUNDLED_DATASETS = ("breast_cancer", "iris", "wine")  # scikit-learn's load_<name>
 SKLEARN_PREFIX = "sklearn:"
 
 
@@ -27,7 +22,9 @@ def load_dataset(source: str) -> pd.DataFrame:
         if name not in BUNDLED_DATASETS:
             known = ", ".join(f"{SKLEARN_PREFIX}{n}" for n in BUNDLED_DATASETS)
             raise DataValidationError(f"unknown bundled dataset '{source}': use one of {known}")
-        return BUNDLED_DATASETS[name](as_frame=True).frame
+        from sklearn import datasets  # imported on use: a second, which CSV files do not need
+
+        return getattr(datasets, f"load_{name}")(as_frame=True).frame
     path = Path(source)
     if not path.is_file():
         raise DataValidationError(f"data file not found: {path}")
@@ -59,7 +56,7 @@ def source_fingerprint(source: str) -> str:
     """Changes whenever the data behind `source` changes, so ZenML's step cache never serves
     results computed from an older file."""
     if source.startswith(SKLEARN_PREFIX):
-        return f"{source}@scikit-learn-{sklearn.__version__}"
+        return f"{source}@scikit-learn-{version('scikit-learn')}"
     path = Path(source)
     if not path.is_file():
         return f"missing:{path}"

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import zenml
+from zenml.client import Client
 from zenml.config import DockerSettings
 from zenml.utils import source_utils
 
@@ -36,3 +37,18 @@ def use_package_sources() -> None:
     """Steps must load as `<package>.steps...` (from src/), not as `src.<package>...` (from the
     ZenML repository root): one copy of every module and of every exception class."""
     source_utils.set_custom_source_root(str(Path(__file__).resolve().parents[2]))
+
+
+def image_settings() -> dict:
+    """DOCKER_SETTINGS for a stack that builds images (a remote orchestrator or step
+    operator), none for local runs: ZenML warns about unused Docker settings (ZML002), and
+    finding the caller for that warning costs it about a second per run."""
+    stack = Client().active_stack
+    deployer = stack.deployer
+    if (
+        stack.orchestrator.flavor == "local"
+        and stack.step_operator is None
+        and (deployer is None or deployer.flavor == "local")
+    ):
+        return {}
+    return {"docker": DOCKER_SETTINGS}

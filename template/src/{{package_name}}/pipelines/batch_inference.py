@@ -7,12 +7,10 @@ from zenml.enums import ExecutionMode
 from ..config import BatchInferenceConfig, DataConfig, DriftConfig
 from ..steps.batch_inference import check_drift, load_batch, score_batch
 from ..steps.deployment import resolve_version
-from . import DOCKER_SETTINGS, use_package_sources
+from . import image_settings, use_package_sources
 
 
-@pipeline(
-    execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": DOCKER_SETTINGS}, enable_cache=False
-)
+@pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
 def batch_inference_pipeline(
     model_name: str,
     alias: str,
@@ -39,7 +37,7 @@ def batch_inference_pipeline(
 def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> dict[str, str]:
     """Score `config.input` with the model under `config.alias`, using the training data rules."""
     use_package_sources()
-    run = batch_inference_pipeline(
+    run = batch_inference_pipeline.with_options(settings=image_settings())(
         model_name=config.model_name,
         alias=config.alias,
         source=config.input,

@@ -5,12 +5,10 @@ from zenml.enums import ExecutionMode
 
 from ..config import DeploymentConfig
 from ..steps.deployment import deploy, resolve_version, smoke_test
-from . import DOCKER_SETTINGS, use_package_sources
+from . import image_settings, use_package_sources
 
 
-@pipeline(
-    execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": DOCKER_SETTINGS}, enable_cache=False
-)
+@pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
 def deployment_pipeline(
     model_name: str, alias: str, version: str | None, workers: int, timeout: int, smoke: bool
 ) -> None:
@@ -23,7 +21,7 @@ def deployment_pipeline(
 def run_deployment(config: DeploymentConfig, version: str | None = None) -> dict[str, str]:
     """Deploy the configured alias (or `version`); return what is served and where."""
     use_package_sources()
-    run = deployment_pipeline(
+    run = deployment_pipeline.with_options(settings=image_settings())(
         model_name=config.model_name,
         alias=config.alias,
         version=version,

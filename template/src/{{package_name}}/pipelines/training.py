@@ -10,18 +10,20 @@ from ..config import (
     SplitConfig,
     TrainingConfig,
     TuningConfig,
+    find_project_root,
 )
 from ..data.load import source_fingerprint
+from ..registry.registration import training_fingerprint
 from ..steps.data import load_data, split_data, validate_data
 from ..steps.evaluation import evaluate
 from ..steps.promotion import promote
 from ..steps.registration import register
 from ..steps.training import train
-from . import DOCKER_SETTINGS, use_package_sources
+from . import image_settings, use_package_sources
 
 
 # FAIL_FAST re-raises a failing step's own exception, so the CLI can report it in one line.
-@pipeline(execution_mode=ExecutionMode.FAIL_FAST, settings={"docker": DOCKER_SETTINGS})
+@pipeline(execution_mode=ExecutionMode.FAIL_FAST)
 def training_pipeline(
     data: DataConfig,
     split: SplitConfig,
@@ -30,6 +32,7 @@ def training_pipeline(
     model_name: str,
     data_fingerprint: str,
     tuning: TuningConfig | None = None,
+    training_fingerprint: str = "",
 ) -> None:
     raw = load_data(source=data.source, fingerprint=data_fingerprint)
     dataset = validate_data(raw, data=data)
@@ -37,7 +40,13 @@ def training_pipeline(
     trained = train(train_set, target=data.target, model=model, labels=data.labels, tuning=tuning)
     metrics, _ = evaluate(trained, test_set, target=data.target, labels=data.labels)
     registered = register(
-        trained, train_set, data.target, data.labels, metrics=metrics, model_name=model_name
+        trained,
+        train_set,
+        data.target,
+        data.labels,
+        metrics=metrics,
+        model_name=model_name,
+        fingerprint=training_fingerprint,
     )
     promote(
         registered,
@@ -58,6 +67,7 @@ def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dic
     run = training_pipeline.with_options(
         model=Model(name=config.model_name, description="Trained by training_pipeline"),
         enable_cache=enable_cache,
+        settings=image_settings(),
     )(
         data=config.data,
         split=config.split,
@@ -66,6 +76,7 @@ def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dic
         model_name=config.model_name,
         data_fingerprint=source_fingerprint(config.data.source),
         tuning=config.tuning,
+        training_fingerprint=training_fingerprint(config, find_project_root()),
     )
     registered = run.steps["register"].outputs["registered_model"][0].load()
     metrics = run.steps["evaluate"].outputs["metrics"][0].load()

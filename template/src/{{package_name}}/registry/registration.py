@@ -1,10 +1,18 @@
 """Register a logged model as a new version in the MLflow Model Registry."""
 
+import hashlib
+from pathlib import Path
+
 import mlflow
 from mlflow.entities.model_registry import ModelVersion
 
+from ..config import TrainingConfig
+from ..data.load import source_fingerprint
+
 # Each MLflow version records the ZenML Model Control Plane version of the run that made it.
 ZENML_VERSION_TAG = "zenml_model_version"
+# ... and what it was trained from (see training_fingerprint).
+FINGERPRINT_TAG = "training_fingerprint"
 
 
 def register_logged_model(
@@ -14,3 +22,24 @@ def register_logged_model(
     registered model on first use. The version links to the logged model and its run."""
     version = mlflow.register_model(model_uri, name, tags=tags)
     return mlflow.MlflowClient().update_model_version(name, version.version, description)
+
+
+def training_fingerprint(config: TrainingConfig, root: Path) -> str:
+    """Everything a training is made of: the data, the training config, the project's code
+    (src/) and its locked dependencies (uv.lock). Trainings are seeded, so two with the same
+    fingerprint produce the same model."""
+    digest = hashlib.sha256()
+    digest.update(source_fingerprint(config.data.source).encode())
+    digest.update(config.model_dump_json().encode())
+    files = sorted((root / "src").rglob("*.py")) + [root / "uv.lock"]
+    for path in (path for path in files if path.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def version_trained_from(
+    client: mlflow.MlflowClient, name: str, fingerprint: str
+) -> ModelVersion | None:
+    """The newest registered version of `name` trained from exactly this fingerprint."""
+    query = f"name='{name}' and tags.{FINGERPRINT_TAG}='{fingerprint}'"
+    return max(client.search_model_versions(query), key=lambda v: int(v.version), default=None)

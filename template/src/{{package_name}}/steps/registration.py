@@ -9,7 +9,7 @@ from zenml import get_step_context, log_metadata, step
 
 from ..data.drift import REFERENCE_ARTIFACT, reference_sample
 from ..models import TrainedModel, log_model
-from ..registry.registration import ZENML_VERSION_TAG, register_logged_model
+from ..registry.registration import FINGERPRINT_TAG, ZENML_VERSION_TAG, register_logged_model
 
 
 @step(experiment_tracker=True, enable_cache=False)
@@ -20,6 +20,7 @@ def register(
     labels: list,
     metrics: dict[str, float],
     model_name: str,
+    fingerprint: str = "",
 ) -> Annotated[dict[str, str], "registered_model"]:
     run = mlflow.active_run()
     features = train_set.drop(columns=[target])
@@ -37,6 +38,7 @@ def register(
             "zenml_pipeline_run": context.pipeline_run.name,
             "zenml_pipeline_run_id": str(context.pipeline_run.id),
             ZENML_VERSION_TAG: str(context.model_version.number),
+            **({FINGERPRINT_TAG: fingerprint} if fingerprint else {}),
         },
     )
     registered = {
