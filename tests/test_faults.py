@@ -22,7 +22,6 @@ import urllib.request
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
@@ -227,6 +226,19 @@ def server_processes(project: Path) -> list[tuple[int, str]]:
         for pid, args in found
         if "local_daemon_entrypoint" in args or "scoring_server" in args
     ]
+
+
+def listening_pid(project: Path, url: str) -> int:
+    """The process that answers on the port of `url` (psutil, from the project's environment)."""
+    code = (
+        "import sys, psutil; port = int(sys.argv[1]); print(*{c.pid for c in "
+        "psutil.net_connections('tcp') if c.status == 'LISTEN' and c.laddr.port == port})"
+    )
+    python = str(project / ".venv" / "bin" / "python")
+    port = url.split(":")[2].split("/")[0]
+    found = subprocess.run([python, "-c", code, port], capture_output=True, text=True)
+    (pid,) = found.stdout.split()
+    return int(pid)
 
 
 # ---- The tracker dies during a run ---------------------------------------------------------
@@ -532,10 +544,7 @@ def test_a_large_body_of_valid_rows_is_scored(endpoint):
 
 
 def test_a_dead_model_server_is_reported_down_and_deploy_restarts_it(project, endpoint):
-    port = int(endpoint.split(":")[2].split("/")[0])
-    listening = [c for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
-    (pid,) = {c.pid for c in listening if c.laddr.port == port}
-    os.kill(pid, signal.SIGKILL)  # whatever answers on the endpoint's port
+    os.kill(listening_pid(project, endpoint), signal.SIGKILL)
     status = succeeded(cli(project, "status")[0])
     assert re.search(r"endpoint: .* serving v\d+ \(DOWN\)", status), status
     result, seconds = cli(project, "deploy")
