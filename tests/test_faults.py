@@ -133,13 +133,18 @@ def client(tracker) -> MlflowClient:
     del os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"]
 
 
+def command(project: Path) -> str:
+    """The project's console script: its package name, from its folder name."""
+    return str(project / ".venv" / "bin" / project.name.replace("-", "_"))
+
+
 def cli(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, float]:
     """Run the project's command as a user would (credentials from .env unless `env` says
     otherwise); return the result, without colours, and its wall time."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
     started = time.perf_counter()
     result = subprocess.run(
-        [str(project / ".venv" / "bin" / PACKAGE), *args],
+        [command(project), *args],
         cwd=project,
         env={**base, **env},
         capture_output=True,
@@ -171,7 +176,7 @@ class Watched:
     def __init__(self, project: Path, *args: str, **env: str):
         base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
         self.process = subprocess.Popen(
-            [str(project / ".venv" / "bin" / PACKAGE), *args],
+            [command(project), *args],
             cwd=project,
             env={**base, **env},
             stdout=subprocess.PIPE,
@@ -573,3 +578,41 @@ def test_ctrl_c_during_all_leaves_no_server_behind(project, tracker, endpoint):
         time.sleep(0.5)
     assert server_processes(project) == []
     assert "endpoint: not deployed" in succeeded(cli(project, "status")[0])
+
+
+@pytest.mark.usefixtures("endpoint")  # this project has a champion
+def test_two_projects_deploying_at_once_each_serve_their_own_model(
+    project, tracker, tmp_path_factory
+):
+    """Both deployers look for a free port from 8000 at the same moment and may pick the same
+    one; the server that cannot bind it must not pass for the other's (whose health check
+    answers): the deployment notices and takes another port."""
+    other = render(
+        tmp_path_factory.mktemp("faults-other") / "other-finder",
+        project_name="Other Finder",
+        mlflow_tracking_uri=tracker.uri,
+        mlflow_auth="basic",
+        mlflow_username=tracker.user[0],
+        mlflow_password=tracker.user[1],
+    )
+    run(["make", "setup"], cwd=other)
+    tracker.ready()
+    try:
+        succeeded(cli(other, "train")[0])
+        succeeded(cli(project, "undeploy")[0])
+        deploying = [Watched(project, "deploy"), Watched(other, "deploy")]
+        outputs = []
+        for deployment in deploying:
+            code, output = deployment.finish()
+            assert code == 0, output[-3000:]
+            outputs.append(output)
+        urls = [re.search(r"endpoint: +(http://\S+)", output).group(1) for output in outputs]
+        print(f"\n[fault] two projects deployed at once: {urls}")
+        assert len(set(urls)) == 2
+        for served_by, url in zip((project, other), urls, strict=True):
+            assert post(url, json.dumps(payload(rows(3))).encode())[0] == 200
+            # Answered by this project's own server process, not the other's.
+            assert listening_pid(served_by, url) in {pid for pid, _ in server_processes(served_by)}
+            assert "(running)" in succeeded(cli(served_by, "status")[0])
+    finally:
+        cli(other, "undeploy")

@@ -5,6 +5,7 @@ import shutil
 import time
 from pathlib import Path
 from typing import Annotated
+from uuid import UUID
 
 import mlflow
 import numpy as np
@@ -15,8 +16,9 @@ from zenml.client import Client
 from zenml.integrations.mlflow.model_deployers import MLFlowModelDeployer
 from zenml.integrations.mlflow.services import MLFlowDeploymentConfig, MLFlowDeploymentService
 from zenml.model_deployers.base_model_deployer import get_model_version_id_if_exists
+from zenml.models import ServiceRequest
 from zenml.services import ServiceState
-from zenml.services.service import BaseService
+from zenml.services.service import ZENM_ENDPOINT_PREFIX, BaseService
 
 from ..errors import ProjectError
 from ..registry.promotion import get_version, version_by_alias
@@ -75,7 +77,12 @@ def model_servers(model_name: str) -> list[MLFlowDeploymentService]:
     so filter on the deployment config instead.
     """
     deployer = MLFlowModelDeployer.get_active_model_deployer()
-    services = deployer.find_model_server(service_type=MLFlowDeploymentService.SERVICE_TYPE)
+    services = deployer.find_model_server(
+        service_type=MLFlowDeploymentService.SERVICE_TYPE,
+        # Only this model's records: ZenML's lookup deletes the records it finds without a
+        # source, which another project's server has while it starts.
+        service_name=f"{ZENM_ENDPOINT_PREFIX}{model_name}",
+    )
     return [s for s in services if s.config.registry_model_name == model_name]
 
 
@@ -115,17 +122,23 @@ def stop_orphaned_servers(deployer: MLFlowModelDeployer) -> list[str]:
     fails or is interrupted (Ctrl-C), but leaves the daemon running; its runtime directory
     (service.json) is what is left to find it by.
     """
-    services = deployer.find_model_server(service_type=MLFlowDeploymentService.SERVICE_TYPE)
-    known = {str(service.uuid) for service in services}
-    stopped = []
+    client, stopped = Client(), []
     for config in Path(deployer.local_path).glob("*/service.json"):
-        if config.parent.name in known:
+        if _has_record(client, config.parent.name):
             continue
         service = BaseService.from_json(config.read_text())
         service.stop(timeout=30, force=True)
         shutil.rmtree(config.parent, ignore_errors=True)
         stopped.append(str(getattr(service.config, "registry_model_version", "?")))
     return stopped
+
+
+def _has_record(client: Client, service_id: str) -> bool:
+    try:
+        client.get_service(UUID(service_id))
+    except KeyError:
+        return False
+    return True
 
 
 def deploy_version(
@@ -164,13 +177,21 @@ def start_model_server(config: MLFlowDeploymentConfig, timeout: int) -> LocalMod
     """What ZenML's `deploy_model` does (record the server, start it, record its state), with
     the quicker LocalModelServer."""
     configure_mlflow()  # the daemon inherits the tracker's URI and credentials from here
-    client = Client()
-    record = client.create_service(
-        config=config,
-        service_type=MLFlowDeploymentService.SERVICE_TYPE,
-        model_version_id=get_model_version_id_if_exists(config.model_name, config.model_version),
-    )
     config.root_runtime_path = MLFlowModelDeployer.get_active_model_deployer().local_path
+    client = Client()
+    record = client.zen_store.create_service(
+        ServiceRequest(
+            name=config.service_name,
+            service_type=MLFlowDeploymentService.SERVICE_TYPE,
+            # With its source from the start: ZenML's lookups delete records without one.
+            service_source=LocalModelServer.model_fields["type"].default,
+            config=config.model_dump(),
+            project=client.active_project.id,
+            model_version_id=get_model_version_id_if_exists(
+                config.model_name, config.model_version
+            ),
+        )
+    )
     service = LocalModelServer(uuid=record.id, config=config)
     try:
         # Into the server's runtime folder, which ZenML deletes with the server.
