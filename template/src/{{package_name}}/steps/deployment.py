@@ -5,7 +5,7 @@ import shutil
 import time
 from pathlib import Path
 from typing import Annotated
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import mlflow
 import numpy as np
@@ -178,13 +178,17 @@ def start_model_server(config: MLFlowDeploymentConfig, timeout: int) -> LocalMod
     the quicker LocalModelServer."""
     configure_mlflow()  # the daemon inherits the tracker's URI and credentials from here
     config.root_runtime_path = MLFlowModelDeployer.get_active_model_deployer().local_path
-    client = Client()
+    client, draft = Client(), LocalModelServer(uuid=uuid4(), config=config)
     record = client.zen_store.create_service(
         ServiceRequest(
             name=config.service_name,
             service_type=MLFlowDeploymentService.SERVICE_TYPE,
-            # With its source from the start: ZenML's lookups delete records without one.
-            service_source=LocalModelServer.model_fields["type"].default,
+            # Loadable from the start (source, state, status, endpoint): ZenML's lookups
+            # delete records without a source, and cannot load them without the rest.
+            service_source=draft.model_dump()["type"],
+            admin_state=draft.admin_state,
+            status=draft.status.model_dump(),
+            endpoint=draft.endpoint.model_dump(),
             config=config.model_dump(),
             project=client.active_project.id,
             model_version_id=get_model_version_id_if_exists(
