@@ -20,17 +20,15 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, suppress
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -38,7 +36,14 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).resolve().parent / "probe.py"
 BIN = Path(sys.executable).parent  # the template's dev environment: copier, mlflow, uv
 WORKTREE = "WORKTREE"  # --ref value: the working tree, uncommitted changes included
+BACKENDS = {
+    "embedded": "ZenML's local store, the project's embedded MLflow (the default project)",
+    "server": "ZenML's local store, a local `mlflow server`",
+    "zenml-server": "a local ZenML server (service account key), the embedded MLflow",
+}
 
+sys.path.insert(0, str(TEMPLATE / "tests"))
+from servers import mlflow_server, zenml_server  # noqa: E402 (the tests' loopback servers)
 
 # --- processes ---------------------------------------------------------------------------
 
@@ -91,46 +96,6 @@ def number(lines: list, pattern: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def mlflow_server(workdir: Path):
-    """`mlflow server` (sqlite, local artifacts) on a free loopback port, as the tests run it."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(workdir / "artifacts")]
-    log = (workdir / "server.log").open("w")
-    process = subprocess.Popen(
-        command,
-        cwd=workdir,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server did not start, see {log.name}") from None
-                time.sleep(0.5)
-        yield uri
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
-
-
 def stop_daemons(zenml_config: Path) -> None:
     """Kill model-server daemons left behind under this run's ZenML store (after a failure):
     only processes whose pid file lies there, i.e. started by this benchmark."""
@@ -156,7 +121,8 @@ def lifecycle(project: Path, package: str, env: dict) -> dict:
     each line arrived."""
     phases = {}
     wall, lines = timed(["make", "setup"], project, env)
-    stack_at, _ = first(lines, rf"^\S*bin/{package} stack")  # make echoes the command
+    # make echoes each command; with a ZenML server, `login` comes first (counted with the stack)
+    stack_at, _ = first(lines, rf"^\S*bin/{package} (login|stack)")
     phases["install (uv sync)"] = stack_at
     phases["stack registration"] = wall - stack_at
     phases["make setup"] = wall
@@ -265,8 +231,9 @@ def load_test(url: str, payload: dict, concurrency: int, requests: int) -> dict:
     }
 
 
-def one_run(ref: str, backend: str, index: int, args, server: str | None, base: Path) -> dict:
-    """copy -> setup -> all, then the measurements that reuse that project."""
+def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path) -> dict:
+    """copy -> setup -> all, then the measurements that reuse that project. `servers`: the
+    running servers by backend name."""
     tag = re.sub(r"\W", "", ref.lower())[:8] or "ref"
     package = f"bench_{backend[:3]}_{tag}_{index}"  # a fresh registered model on the server
     workdir = base / package
@@ -285,8 +252,13 @@ def one_run(ref: str, backend: str, index: int, args, server: str | None, base: 
         VIRTUAL_ENV="",
     )
     answers = {"project_name": package.replace("_", " ").title(), "package_name": package}
-    if server:
-        answers["mlflow_tracking_uri"] = server
+    if backend == "server":
+        answers["mlflow_tracking_uri"] = servers[backend]
+    elif backend == "zenml-server":
+        answers["zenml_server_url"] = servers[backend].url
+        # As a user's .env would; the URL too, for probe.py, which imports ZenML before logging in
+        env["ZENML_STORE_API_KEY"] = servers[backend].api_key
+        env["ZENML_STORE_URL"] = servers[backend].url
     project = workdir / "project"
     result = {"ref": ref, "backend": backend, "run": index, "load_before": load_average()}
     loads = [load_average()]
@@ -509,7 +481,13 @@ def main() -> None:
         help=f"template git ref to render (repeat to compare, interleaved); {WORKTREE} (default) "
         "is the working tree with uncommitted changes",
     )
-    parser.add_argument("--backend", action="append", choices=["embedded", "server"])
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=list(BACKENDS),
+        help="repeat for several; default: embedded and server. "
+        + "; ".join(f"{name}: {what}" for name, what in BACKENDS.items()),
+    )
     parser.add_argument(
         "--only",
         default="lifecycle,serving,cache,overhead",
@@ -573,7 +551,12 @@ def main() -> None:
         "runs": [],
     }
     started = time.perf_counter()
-    with mlflow_server(base / "mlflow-server") if "server" in backends else _none() as server:
+    with ExitStack() as stack:
+        servers = {}
+        if "server" in backends:
+            servers["server"] = stack.enter_context(mlflow_server(base / "mlflow-server"))
+        if "zenml-server" in backends:
+            servers["zenml-server"] = stack.enter_context(zenml_server(base / "zenml-server"))
         for index in range(1, args.runs + 1):
             for backend in backends:
                 for ref in refs:
@@ -582,9 +565,7 @@ def main() -> None:
                         f"(load {load_average():.1f})",
                         flush=True,
                     )
-                    run = one_run(
-                        ref, backend, index, args, server if backend == "server" else None, base
-                    )
+                    run = one_run(ref, backend, index, args, servers, base)
                     derive(run)
                     results["runs"].append(run)
                     if "lifecycle" in run:
@@ -610,11 +591,6 @@ def main() -> None:
     (args.out / "results.md").write_text(text)
     shutil.rmtree(base, ignore_errors=True) if not args.keep else None
     print(text)
-
-
-@contextmanager
-def _none():
-    yield None
 
 
 if __name__ == "__main__":

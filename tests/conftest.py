@@ -9,20 +9,17 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import copier
 import pytest
+
+import servers
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
@@ -72,24 +69,6 @@ def run(command: list[str] | str, cwd: Path, env: dict | None = None, timeout: i
     return result
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_healthy(uri: str, process: subprocess.Popen, log: Path, seconds: int = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2)
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server at {uri} did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def isolated_zenml() -> Iterator[Path]:
     _SESSION_ZENML.mkdir(parents=True, exist_ok=True)
@@ -97,36 +76,10 @@ def isolated_zenml() -> Iterator[Path]:
     shutil.rmtree(_SESSION_ZENML, ignore_errors=True)
 
 
-@contextmanager
-def _mlflow_server(workdir: Path, extra: list[str], env: dict[str, str]) -> Iterator[str]:
-    """Run `mlflow server` (sqlite backend, local artifacts) on a free 127.0.0.1 port."""
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log = workdir / "server.log"
-    mlflow = str(Path(sys.executable).parent / "mlflow")
-    command = [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    command += ["--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(workdir / "artifacts"), *extra]
-    process = subprocess.Popen(
-        command,
-        cwd=workdir,
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **env},
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-        start_new_session=True,
-    )
-    try:
-        wait_until_healthy(uri, process, log)
-        yield uri
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `mlflow server` without authentication."""
-    with _mlflow_server(tmp_path_factory.mktemp("mlflow-server"), [], {}) as uri:
+    with servers.mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
         yield uri
 
 
@@ -158,7 +111,7 @@ def mlflow_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aut
         "MLFLOW_AUTH_CONFIG_PATH": str(config),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
     }
-    with _mlflow_server(workdir, ["--app-name", "basic-auth"], env) as uri:
+    with servers.mlflow_server(workdir, ["--app-name", "basic-auth"], env) as uri:
         credentials = base64.b64encode(":".join(admin).encode()).decode()
         request = urllib.request.Request(
             f"{uri}/api/2.0/mlflow/users/create",

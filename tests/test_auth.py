@@ -16,7 +16,8 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import free_port, render, run
+from conftest import render, run
+from servers import free_port
 
 pytestmark = pytest.mark.lifecycle
 

@@ -26,7 +26,8 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from conftest import free_port, render, run, wait_until_healthy
+from conftest import render, run
+from servers import free_port, wait_until_healthy
 
 pytestmark = pytest.mark.lifecycle
 

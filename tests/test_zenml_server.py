@@ -8,115 +8,32 @@ import base64
 import json
 import os
 import re
-import secrets
-import signal
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import free_port, render, wait_until_healthy
+import servers
+from conftest import render
+from servers import SERVICE_ACCOUNT, ZenmlServer, free_port
 
 pytestmark = pytest.mark.lifecycle
 
 PACKAGE = "fraud_detector"
-SERVICE_ACCOUNT = "fraud-detector-ci"
-SERVER_REQUIREMENT = "zenml[server]==0.98.*"
 OUTPUTS: list[str] = []  # everything the project's commands printed, searched for the key
-
-
-@dataclass(frozen=True)
-class ZenmlServer:
-    url: str
-    api_key: str  # the service account's
-    workdir: Path  # the server's database and config
-
-    def api(self, path: str, token: str, **query: str) -> dict:
-        url = f"{self.url}/api/v1{path}?{urllib.parse.urlencode(query)}"
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return json.loads(reply.read())
-
-    def token(self) -> str:
-        """Log in as the service account, as the project does."""
-        form = {"grant_type": "zenml-api-key", "password": self.api_key}
-        return _post(f"{self.url}/api/v1/login", form)["access_token"]
-
-
-def _post(url: str, form: dict | None = None, json_body: dict | None = None, token: str = ""):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    if json_body is not None:
-        data, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
-    else:
-        data = urllib.parse.urlencode(form or {}).encode()
-    request = urllib.request.Request(url, data=data, headers=headers)
-    with urllib.request.urlopen(request, timeout=30) as reply:
-        return json.loads(reply.read())
 
 
 @pytest.fixture(scope="module")
 def zenml_server(tmp_path_factory) -> Iterator[ZenmlServer]:
-    """`uvicorn zenml.zen_server.zen_server_api:app` (the entry point of `zenml login --local`
-    and of ZenML's server image) with OAuth2 authentication, activated at start with an admin
-    whose password only this fixture knows; a service account and its API key made over the
-    REST API as an admin would."""
-    workdir = tmp_path_factory.mktemp("zenml-server")
-    port, admin_password = free_port(), f"admin-{secrets.token_hex(8)}"
-    url = f"http://127.0.0.1:{port}"
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "MLFLOW_"))}
-    env = {
-        **inherited,
-        "ZENML_SERVER": "true",
-        "ZENML_CONFIG_PATH": str(workdir / "config"),
-        "ZENML_STORE_URL": f"sqlite:///{workdir / 'server.db'}",
-        "ZENML_SERVER_AUTO_ACTIVATE": "true",
-        "ZENML_DEFAULT_USER_NAME": "admin",
-        "ZENML_DEFAULT_USER_PASSWORD": admin_password,
-        "ZENML_SERVER_JWT_SECRET_KEY": secrets.token_hex(32),
-        "ZENML_ANALYTICS_OPT_IN": "false",
-    }
-    uv = Path(sys.executable).parent / "uv"
-    command = [str(uv), "run", "--no-project", "--python", sys.executable]
-    command += ["--with", SERVER_REQUIREMENT, "uvicorn", "zenml.zen_server.zen_server_api:app"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--no-server-header"]
-    log = workdir / "server.log"
     started = time.perf_counter()
-    process = subprocess.Popen(
-        command,
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("w"),
-        start_new_session=True,
-    )
-    try:
-        wait_until_healthy(url, process, log, seconds=180)
+    with servers.zenml_server(tmp_path_factory.mktemp("zenml-server")) as server:
         print(f"\n[timing] ZenML server ready in {time.perf_counter() - started:.1f} s")
-        admin = _post(f"{url}/api/v1/login", {"username": "admin", "password": admin_password})
-        token = admin["access_token"]
-        account = _post(
-            f"{url}/api/v1/service_accounts",
-            json_body={"name": SERVICE_ACCOUNT, "active": True},
-            token=token,
-        )
-        key = _post(
-            f"{url}/api/v1/service_accounts/{account['id']}/api_keys",
-            json_body={"name": "laptop"},
-            token=token,
-        )["body"]["key"]
-        yield ZenmlServer(url, key, workdir)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        yield server
 
 
 def project_env(**env: str) -> dict[str, str]:

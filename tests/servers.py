@@ -1,0 +1,148 @@
+"""Real servers on free loopback ports, for the template's tests and `make bench`: `mlflow
+server` (sqlite backend, local artifacts) and a ZenML server (`zenml[server]` in an environment
+of its own, sqlite) with a service account and its API key. No pytest, no side effects on import.
+"""
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+BIN = Path(sys.executable).parent  # the template's dev environment: mlflow, uv
+# The generated projects pin zenml 0.98: the server must speak their API version.
+ZENML_SERVER_REQUIREMENT = "zenml[server]==0.98.*"
+SERVICE_ACCOUNT = "fraud-detector-ci"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_healthy(uri: str, process: subprocess.Popen, log: Path, seconds: int = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"server at {uri} did not start:\n{log.read_text()[-3000:]}"
+                ) from None
+            time.sleep(0.5)
+
+
+@contextmanager
+def _process(command: list[str], workdir: Path, env: dict, uri: str, seconds: int):
+    """Run a server in its own process group until the block ends; yield once it is healthy."""
+    log = workdir / "server.log"
+    process = subprocess.Popen(
+        command,
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("w"),
+        start_new_session=True,
+    )
+    try:
+        wait_until_healthy(uri, process, log, seconds)
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+@contextmanager
+def mlflow_server(workdir: Path, extra=(), env: dict | None = None) -> Iterator[str]:
+    """`mlflow server` (sqlite backend, local artifacts); yields its URI."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}"]
+    command += ["--artifacts-destination", str(workdir / "artifacts"), *extra]
+    server_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
+    with _process(command, workdir, server_env, uri, seconds=180):
+        yield uri
+
+
+@dataclass(frozen=True)
+class ZenmlServer:
+    url: str
+    api_key: str  # the service account's
+    workdir: Path  # the server's database and config
+
+    def api(self, path: str, token: str, **query: str) -> dict:
+        url = f"{self.url}/api/v1{path}?{urllib.parse.urlencode(query)}"
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return json.loads(reply.read())
+
+    def token(self) -> str:
+        """Log in as the service account, as the project does."""
+        form = {"grant_type": "zenml-api-key", "password": self.api_key}
+        return post(f"{self.url}/api/v1/login", form)["access_token"]
+
+
+def post(url: str, form: dict | None = None, json_body: dict | None = None, token: str = ""):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if json_body is not None:
+        data, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
+    else:
+        data = urllib.parse.urlencode(form or {}).encode()
+    request = urllib.request.Request(url, data=data, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+@contextmanager
+def zenml_server(workdir: Path) -> Iterator[ZenmlServer]:
+    """`uvicorn zenml.zen_server.zen_server_api:app` (the entry point of `zenml login --local`
+    and of ZenML's server image) with OAuth2 authentication, activated at start with an admin
+    whose password only this function knows; a service account and its API key made over the
+    REST API as an admin would."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port, admin_password = free_port(), f"admin-{secrets.token_hex(8)}"
+    url = f"http://127.0.0.1:{port}"
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("ZENML_", "MLFLOW_"))}
+    env = {
+        **inherited,
+        "ZENML_SERVER": "true",
+        "ZENML_CONFIG_PATH": str(workdir / "config"),
+        "ZENML_STORE_URL": f"sqlite:///{workdir / 'server.db'}",
+        "ZENML_SERVER_AUTO_ACTIVATE": "true",
+        "ZENML_DEFAULT_USER_NAME": "admin",
+        "ZENML_DEFAULT_USER_PASSWORD": admin_password,
+        "ZENML_SERVER_JWT_SECRET_KEY": secrets.token_hex(32),
+        "ZENML_ANALYTICS_OPT_IN": "false",
+    }
+    command = [str(BIN / "uv"), "run", "--no-project", "--python", sys.executable]
+    command += ["--with", ZENML_SERVER_REQUIREMENT]
+    command += ["uvicorn", "zenml.zen_server.zen_server_api:app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-server-header"]
+    with _process(command, workdir, env, url, seconds=180):
+        admin = post(f"{url}/api/v1/login", {"username": "admin", "password": admin_password})
+        token = admin["access_token"]
+        account = post(
+            f"{url}/api/v1/service_accounts",
+            json_body={"name": SERVICE_ACCOUNT, "active": True},
+            token=token,
+        )
+        key = post(
+            f"{url}/api/v1/service_accounts/{account['id']}/api_keys",
+            json_body={"name": "laptop"},
+            token=token,
+        )["body"]["key"]
+        yield ZenmlServer(url, key, workdir)
