@@ -456,6 +456,32 @@ def test_two_trainings_at_once_both_register_and_the_aliases_stay_consistent(
     assert previous is None or previous in set(after) - {aliases["champion"]}
 
 
+# ---- A first training the gate rejects ------------------------------------------------------
+
+
+def test_all_stops_before_deploying_when_the_gate_rejects_and_there_is_no_champion(
+    project, tracker, client
+):
+    """A new model whose first training misses the thresholds: nothing may be served, and `all`
+    says why instead of failing later in the deployment."""
+    training = project / "configs" / "training.yaml"
+    original = training.read_text()
+    strict = original.replace(f"model_name: {PACKAGE}\n", "model_name: fault_rejected\n")
+    training.write_text(strict.replace("    accuracy: 0.8\n", "    accuracy: 0.9999\n"))
+    tracker.ready()
+    try:
+        result, _ = cli(project, "all")
+    finally:
+        training.write_text(original)
+    assert one_error_line(result) == (
+        "error: nothing to deploy: the gate rejected fault_rejected v1 and no version has passed "
+        "it yet (thresholds: `promotion:` in configs/training.yaml)"
+    )
+    assert "promote --version N --force" in result.stderr  # the hint
+    assert "FAILED: accuracy" in result.stdout and "Deploying" not in result.stdout
+    assert client.get_registered_model("fault_rejected").aliases == {"challenger": "1"}
+
+
 # ---- The model server ----------------------------------------------------------------------
 
 

@@ -10,6 +10,15 @@ class ProjectError(Exception):
     hint = "`{prog} --verbose ...` shows the traceback"
 
 
+class NoVersionError(ProjectError):
+    """No model version holds the alias to deploy or score (e.g. every training was rejected)."""
+
+    hint = (
+        "`{prog} status` lists the versions and their gate verdicts; `{prog} promote --version N "
+        "--force` makes one the champion without the gate"
+    )
+
+
 class ConfigError(ProjectError, ValueError):
     """A configuration file is missing or invalid."""
 

@@ -61,3 +61,13 @@ def source_fingerprint(source: str) -> str:
     if not path.is_file():
         return f"missing:{path}"
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def data_steps_cache_key(source: str) -> str:
+    """What the cached data steps compute from: the data, and the code of this package (the
+    loading, validation and split rules) with pandas' version. ZenML keys its cache on a step's
+    own code only: without this, an edited rule here would be served stale cached results."""
+    digest = hashlib.sha256(f"{source_fingerprint(source)}@pandas-{version('pandas')}".encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()

@@ -62,7 +62,10 @@ def validate_features(
                 f"column '{column}' has {fraction:.1%} missing values "
                 f"(data.max_missing_fraction allows {max_missing_fraction:.1%})"
             )
-    return frame[list(features)].reset_index(drop=True)
+    # Integers become floats, as the model sees them: a gap (or 2.5) in a later batch or request
+    # then fits the model's signature instead of being refused by MLflow's schema check.
+    inputs = frame[list(features)].reset_index(drop=True)
+    return inputs.astype({column: "float64" for column in inputs.select_dtypes("integer")})
 
 
 def validate_dataset(
@@ -80,7 +83,7 @@ def validate_dataset(
     if not features:
         raise DataValidationError(f"dataset has no feature columns besides the target '{target}'")
     _require_columns(frame, [*features, target])
-    validate_features(frame, features, max_missing_fraction)
+    inputs = validate_features(frame, features, max_missing_fraction)
 
     y = frame[target]
     if y.isna().any():
@@ -95,4 +98,4 @@ def validate_dataset(
             )
     if y.nunique() < 2:
         raise DataValidationError(f"target column '{target}' needs at least two classes")
-    return frame[[*features, target]].reset_index(drop=True)
+    return inputs.assign(**{target: y.reset_index(drop=True)})

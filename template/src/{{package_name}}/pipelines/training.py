@@ -12,7 +12,7 @@ from ..config import (
     TuningConfig,
     find_project_root,
 )
-from ..data.load import source_fingerprint
+from ..data.load import data_steps_cache_key
 from ..registry.registration import training_fingerprint
 from ..steps.data import load_data, split_data, validate_data
 from ..steps.evaluation import evaluate
@@ -74,7 +74,7 @@ def run_training(config: TrainingConfig, enable_cache: bool = True) -> tuple[dic
         model=config.model,
         promotion=config.promotion,
         model_name=config.model_name,
-        data_fingerprint=source_fingerprint(config.data.source),
+        data_fingerprint=data_steps_cache_key(config.data.source),
         tuning=config.tuning,
         training_fingerprint=training_fingerprint(config, find_project_root()),
     )

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from ..errors import ProjectError
+from ..errors import NoVersionError, ProjectError
 from .gate import Verdict, judge
 
 CHAMPION = "champion"
@@ -24,6 +24,17 @@ def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersio
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
+
+
+def require_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion:
+    """The version under `alias`, or a NoVersionError saying why there is none."""
+    found = version_by_alias(client, name, alias)
+    if found is not None:
+        return found
+    if not client.search_model_versions(f"name='{name}'", max_results=1):
+        raise NoVersionError(f"model '{name}' has no versions yet: train one first")
+    why = "no version has passed the gate yet" if alias == CHAMPION else "no version has it"
+    raise NoVersionError(f"model '{name}' has no '{alias}' version: {why}")
 
 
 def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:

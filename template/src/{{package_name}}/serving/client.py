@@ -19,6 +19,15 @@ class PredictionError(ProjectError):
     hint = "`{prog} status` shows the endpoint; `{prog} deploy` (re)starts it"
 
 
+class RequestRejectedError(PredictionError):
+    """The scoring server answered 4xx: the rows do not fit the model's signature."""
+
+    hint = (
+        "send the columns and types of the model's input example (`{prog} predict` without "
+        "--input sends it; `{prog} status` shows the endpoint)"
+    )
+
+
 def payload_from_frame(frame: pd.DataFrame) -> dict:
     """Column-named rows: what a model logged with a DataFrame signature expects."""
     return {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
@@ -69,7 +78,8 @@ def predict(url: str, payload: dict, timeout: float = 30.0) -> list:
         detail = error.read().decode(errors="replace")
         with contextlib.suppress(json.JSONDecodeError, AttributeError):
             detail = json.loads(detail).get("message", detail)  # MLflow's JSON error body
-        raise PredictionError(
+        rejected = RequestRejectedError if 400 <= error.code < 500 else PredictionError
+        raise rejected(
             f"{url} rejected the request ({error.code}): {_reason(detail) or error.reason}"
         ) from None
     except (urllib.error.URLError, OSError) as error:

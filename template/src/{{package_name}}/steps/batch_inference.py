@@ -87,7 +87,9 @@ def score_batch(
     features = loaded.metadata.get_input_schema().input_names()
     inputs = validate_features(batch, features, max_missing_fraction)
     predictions = prediction_columns(loaded.predict(inputs), labels)
-    scored = pd.concat([inputs, predictions], axis=1).assign(
+    # The rows as they came (validation made integers floats for the model), then the answers.
+    rows = batch[features].reset_index(drop=True)
+    scored = pd.concat([rows, predictions], axis=1).assign(
         model_version=model["version"],
         scored_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )

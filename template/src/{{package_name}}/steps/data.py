@@ -13,7 +13,8 @@ from ..data.validate import validate_dataset
 
 @step
 def load_data(source: str, fingerprint: str) -> Annotated[pd.DataFrame, "raw_dataset"]:
-    """`fingerprint` changes with the data, so a cached result is never stale."""
+    """`fingerprint` changes with the data and the data code, so the cached results of this
+    step and of the next ones are never stale."""
     return load_dataset(source)
 
 

@@ -21,7 +21,7 @@ from zenml.services import ServiceState
 from zenml.services.service import ZENM_ENDPOINT_PREFIX, BaseService
 
 from ..errors import ProjectError
-from ..registry.promotion import get_version, version_by_alias
+from ..registry.promotion import get_version, require_alias
 from ..registry.registration import ZENML_VERSION_TAG
 from ..serving.client import payload_from_frame, predict
 from ..serving.predictions import same_predictions
@@ -228,10 +228,8 @@ def resolve_version(
     found = (
         get_version(client, model_name, version)
         if version
-        else version_by_alias(client, model_name, alias)
+        else require_alias(client, model_name, alias)
     )
-    if found is None:
-        raise ProjectError(f"model '{model_name}' has no '{alias}' version: train one first")
     return {
         "model_name": model_name,
         "version": str(found.version),
