@@ -21,7 +21,7 @@ test: uv ## Install the test environment, lint, and run every template test
 	$(UV) sync --locked
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run pytest $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(UV) run pytest $(if $(filter-out 0,$(WORKERS)),-n $(WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 test-fast: uv ## Only the render and validator tests (seconds)
 	$(UV) sync --locked

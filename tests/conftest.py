@@ -29,6 +29,32 @@ os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_ZENML)
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
+# Slowest module first (seconds summed per module, docs/benchmarks/README.md): pytest-xdist
+# hands whole modules to the two workers in this order (`--no-loadscope-reorder`), so the long
+# ones start early and both workers finish at about the same time.
+SLOWEST_FIRST = [
+    "test_faults",
+    "test_model_lifecycle",
+    "test_ci",
+    "test_lifecycle",
+    "test_stacks",
+    "test_auth",
+    "test_tensorflow",
+    "test_update",
+    "test_zenml_server",
+    "test_validators",
+    "test_fuzz_answers",
+    "test_render",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> int:
+        module = item.path.stem
+        return SLOWEST_FIRST.index(module) if module in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=weight)  # stable: each module's tests keep their order
+
 
 def render(destination: Path, **answers: str) -> Path:
     """Render the template (the working tree, uncommitted changes included) with these answers

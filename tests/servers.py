@@ -1,8 +1,10 @@
 """Real servers on free loopback ports, for the template's tests and `make bench`: `mlflow
-server` (sqlite backend, local artifacts) and a ZenML server (`zenml[server]` in an environment
-of its own, sqlite) with a service account and its API key. No pytest, no side effects on import.
+server` (sqlite backend, local artifacts), a ZenML server (`zenml[server]` in an environment
+of its own, sqlite) with a service account and its API key, and a proxy that breaks an
+answer. No pytest, no side effects on import.
 """
 
+import contextlib
 import json
 import os
 import secrets
@@ -10,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -146,3 +149,49 @@ def zenml_server(workdir: Path) -> Iterator[ZenmlServer]:
             token=token,
         )["body"]["key"]
         yield ZenmlServer(url, key, workdir)
+
+
+@contextmanager
+def cutting_proxy(target: str, *markers: bytes) -> Iterator[str]:
+    """A loopback TCP proxy to `target` (http://host:port) that cuts off, halfway through its
+    body, the answer to the first request containing each of `markers`: what a client sees
+    when the server dies while answering. Yields the proxy's URI; the server stays real."""
+    host, port = urllib.parse.urlsplit(target).hostname, urllib.parse.urlsplit(target).port
+    listener = socket.create_server(("127.0.0.1", 0))
+    uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    uncut = set(markers)
+
+    def relay(source: socket.socket, sink: socket.socket, answer: dict) -> None:
+        try:
+            while data := source.recv(65536):
+                if answer["cut"] and answer["to"] is sink:
+                    while b"\r\n\r\n" not in data:
+                        data += source.recv(65536)
+                    head, body = data.split(b"\r\n\r\n", 1)
+                    sink.sendall(head + b"\r\n\r\n" + body[: len(body) // 2])
+                    break
+                hit = {marker for marker in uncut if marker in data}
+                if hit and answer["to"] is source:
+                    uncut.difference_update(hit)
+                    answer["cut"] = True
+                sink.sendall(data)
+        except OSError:
+            pass
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the listener closed: done
+            while True:
+                client, _ = listener.accept()
+                server = socket.create_connection((host, port))
+                answer = {"cut": False, "to": client}
+                for ends in ((client, server), (server, client)):
+                    threading.Thread(target=relay, args=(*ends, answer), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield uri
+    finally:
+        listener.close()

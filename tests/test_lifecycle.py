@@ -138,7 +138,8 @@ def test_a_second_training_registers_the_next_version(project, mlflow_server):
 # runs them (test_ci_test_job_runs_as_written_and_passes).
 
 
-@pytest.mark.parametrize("python_version", ["3.10", "3.12", "3.13"])
+# The oldest and newest supported (3.11, the default, runs everywhere else).
+@pytest.mark.parametrize("python_version", ["3.10", "3.13"])
 def test_other_python_versions_install_and_pass_unit_tests(tmp_path, python_version):
     project = render(tmp_path / "project", python_version=python_version)
     # uv cannot download interpreters here: point it at pyenv's, when there is one.

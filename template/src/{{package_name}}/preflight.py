@@ -140,9 +140,10 @@ def require_tracker(tracker: Tracker) -> None:
         check(tracker)
 
 
-# The cause in a requests/urllib3 error message: refused, reset, closed mid-request, timed out.
+# The cause in a requests/urllib3 error message: refused, reset, closed or cut off
+# mid-request, timed out.
 LOST_REASON = (
-    r"\[Errno -?\d+\] [^'\")]+|Connection (refused|reset by peer|aborted)"
+    r"\[Errno -?\d+\] [^'\")]+|Connection (refused|reset by peer|aborted|broken: \w+)"
     r"|Remote end closed connection without response|timed out"
 )
 
@@ -153,17 +154,23 @@ def lost_tracker(error: BaseException) -> TrackerLostError | None:
     MLflow's nested connection error. None if `error` is not that."""
     import requests  # comes with mlflow, which raised the error
 
-    cause, seen = error, set()
-    while cause is not None and id(cause) not in seen:
-        url = getattr(getattr(cause, "request", None), "url", None) or ""
-        lost = isinstance(cause, requests.ConnectionError | requests.Timeout)
-        if lost and "/api/" in url and "/mlflow" in url:  # MLflow's REST API, not ZenML's
-            found = re.search(LOST_REASON, str(cause))
-            reason = found.group(0) if found else type(cause).__name__
-            return TrackerLostError(
-                f"MLflow tracking server {url.split('/api/')[0]} stopped answering during the "
-                f"command ({reason}); MLflow gave up after its retries"
-            )
-        seen.add(id(cause))
+    chain, cause = [], error
+    while cause is not None and all(cause is not seen for seen in chain):
+        chain.append(cause)
         cause = cause.__cause__ or cause.__context__
-    return None
+    cut_off = requests.exceptions.ChunkedEncodingError
+    lost_types = requests.ConnectionError | requests.Timeout | cut_off
+    lost = next((cause for cause in chain if isinstance(cause, lost_types)), None)
+    if lost is None:
+        return None
+    # A response cut off mid-body carries no request: MLflow's message names the URL then.
+    named = (re.search(r"API request to (\S+) failed", str(cause)) for cause in chain)
+    url = getattr(lost.request, "url", None) or next((m.group(1) for m in named if m), "")
+    if "/api/" not in url or "/mlflow" not in url:  # MLflow's REST API, not ZenML's
+        return None
+    found = re.search(LOST_REASON, str(lost))
+    reason = found.group(0) if found else type(lost).__name__
+    return TrackerLostError(
+        f"MLflow tracking server {url.split('/api/')[0]} stopped answering during the "
+        f"command ({reason}); MLflow gave up after its retries"
+    )

@@ -13,6 +13,8 @@ from ..data.load import source_fingerprint
 ZENML_VERSION_TAG = "zenml_model_version"
 # ... and what it was trained from (see training_fingerprint).
 FINGERPRINT_TAG = "training_fingerprint"
+# ... and the ZenML pipeline run that registered it.
+PIPELINE_RUN_TAG = "zenml_pipeline_run_id"
 
 
 def register_logged_model(
@@ -42,4 +44,13 @@ def version_trained_from(
 ) -> ModelVersion | None:
     """The newest registered version of `name` trained from exactly this fingerprint."""
     query = f"name='{name}' and tags.{FINGERPRINT_TAG}='{fingerprint}'"
+    return max(client.search_model_versions(query), key=lambda v: int(v.version), default=None)
+
+
+def version_registered_by(
+    client: mlflow.MlflowClient, name: str, pipeline_run_id: str
+) -> ModelVersion | None:
+    """The version of `name` a pipeline run registered, if any: a retried `register` step
+    (the tracker cut off its first attempt) reuses it instead of registering a second one."""
+    query = f"name='{name}' and tags.{PIPELINE_RUN_TAG}='{pipeline_run_id}'"
     return max(client.search_model_versions(query), key=lambda v: int(v.version), default=None)

@@ -18,6 +18,7 @@ from ..data.load import load_dataset
 from ..data.validate import validate_features
 from ..errors import ProjectError
 from ..serving.predictions import prediction_columns
+from . import TRACKER_RETRY
 
 
 class DriftError(ProjectError):
@@ -43,7 +44,7 @@ def load_batch(source: str, target: str) -> Annotated[pd.DataFrame, "batch"]:
     return load_dataset(source).drop(columns=[target], errors="ignore")
 
 
-@step(experiment_tracker=True, enable_cache=False)
+@step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
 def check_drift(
     batch: pd.DataFrame, model: dict[str, str], drift: DriftConfig
 ) -> tuple[Annotated[dict[str, str], "drift"], Annotated[MarkdownString, "drift_report"]]:
@@ -73,7 +74,7 @@ def check_drift(
     return result, MarkdownString(markdown)
 
 
-@step(experiment_tracker=True, enable_cache=False)
+@step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
 def score_batch(
     batch: pd.DataFrame,
     model: dict[str, str],

@@ -25,6 +25,7 @@ from ..registry.promotion import get_version, require_alias
 from ..registry.registration import ZENML_VERSION_TAG
 from ..serving.client import payload_from_frame, predict
 from ..serving.predictions import same_predictions
+from . import TRACKER_RETRY
 
 
 class DeploymentError(ProjectError):
@@ -219,7 +220,7 @@ def start_model_server(config: MLFlowDeploymentConfig, timeout: int) -> LocalMod
     return service
 
 
-@step(enable_cache=False)
+@step(enable_cache=False, retry=TRACKER_RETRY)
 def resolve_version(
     model_name: str, alias: str, version: str | None = None
 ) -> Annotated[dict[str, str], "model_to_deploy"]:

@@ -13,11 +13,12 @@ from zenml.types import HTMLString
 from ..evaluation.metrics import evaluate_classifier
 from ..evaluation.plots import html_report, plot_evaluation
 from ..models import TrainedModel, as_classifier
+from . import TRACKER_RETRY
 
 PLOTS_FOLDER = "plots"  # in the MLflow run; the model card links to the files there
 
 
-@step(experiment_tracker=True, enable_cache=False)
+@step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
 def evaluate(
     model: TrainedModel, test_set: pd.DataFrame, target: str, labels: list
 ) -> tuple[Annotated[dict[str, float], "metrics"], Annotated[HTMLString, "evaluation_report"]]:

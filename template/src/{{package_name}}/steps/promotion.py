@@ -18,6 +18,7 @@ from ..models import as_classifier, load_model
 from ..registry.gate import Verdict
 from ..registry.promotion import audit_context, publish_model_card, run_gate
 from ..tracker import run_link
+from . import TRACKER_RETRY
 from .evaluation import PLOTS_FOLDER
 
 
@@ -99,7 +100,7 @@ def write_model_card(
     return card, publish_model_card(client, name, str(version), card)
 
 
-@step(experiment_tracker=True, enable_cache=False)
+@step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
 def promote(
     registered: dict[str, str],
     metrics: dict[str, float],

@@ -9,10 +9,17 @@ from zenml import get_step_context, log_metadata, step
 
 from ..data.drift import REFERENCE_ARTIFACT, reference_sample
 from ..models import TrainedModel, log_model
-from ..registry.registration import FINGERPRINT_TAG, ZENML_VERSION_TAG, register_logged_model
+from ..registry.registration import (
+    FINGERPRINT_TAG,
+    PIPELINE_RUN_TAG,
+    ZENML_VERSION_TAG,
+    register_logged_model,
+    version_registered_by,
+)
+from . import TRACKER_RETRY
 
 
-@step(experiment_tracker=True, enable_cache=False)
+@step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
 def register(
     model: TrainedModel,
     train_set: pd.DataFrame,
@@ -23,24 +30,27 @@ def register(
     fingerprint: str = "",
 ) -> Annotated[dict[str, str], "registered_model"]:
     run = mlflow.active_run()
-    features = train_set.drop(columns=[target])
-    model_info = log_model(model, features, labels)
-    # What batch inference compares new data with (drift), even when the source file changes.
-    mlflow.log_text(reference_sample(features).to_csv(index=False), REFERENCE_ARTIFACT)
     context = get_step_context()
-    scores = ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())
-    version = register_logged_model(
-        model_info.model_uri,
-        model_name,
-        description=f"Trained by ZenML run {context.pipeline_run.name}: {scores}",
-        tags={
-            "zenml_pipeline_name": context.pipeline.name,
-            "zenml_pipeline_run": context.pipeline_run.name,
-            "zenml_pipeline_run_id": str(context.pipeline_run.id),
-            ZENML_VERSION_TAG: str(context.model_version.number),
-            **({FINGERPRINT_TAG: fingerprint} if fingerprint else {}),
-        },
-    )
+    run_id = str(context.pipeline_run.id)
+    version = version_registered_by(mlflow.MlflowClient(), model_name, run_id)
+    if version is None:  # else this is a retry, and the first attempt got as far as registering
+        features = train_set.drop(columns=[target])
+        model_info = log_model(model, features, labels)
+        # What batch inference compares new data with (drift), even when the source changes.
+        mlflow.log_text(reference_sample(features).to_csv(index=False), REFERENCE_ARTIFACT)
+        scores = ", ".join(f"{name}={value:.4f}" for name, value in metrics.items())
+        version = register_logged_model(
+            model_info.model_uri,
+            model_name,
+            description=f"Trained by ZenML run {context.pipeline_run.name}: {scores}",
+            tags={
+                "zenml_pipeline_name": context.pipeline.name,
+                "zenml_pipeline_run": context.pipeline_run.name,
+                PIPELINE_RUN_TAG: run_id,
+                ZENML_VERSION_TAG: str(context.model_version.number),
+                **({FINGERPRINT_TAG: fingerprint} if fingerprint else {}),
+            },
+        )
     registered = {
         "model_name": model_name,
         "version": str(version.version),
