@@ -31,8 +31,8 @@ def register(
 ) -> Annotated[dict[str, str], "registered_model"]:
     run = mlflow.active_run()
     context = get_step_context()
-    run_id = str(context.pipeline_run.id)
-    version = version_registered_by(mlflow.MlflowClient(), model_name, run_id)
+    pipeline_run_id = str(context.pipeline_run.id)
+    version = version_registered_by(mlflow.MlflowClient(), model_name, pipeline_run_id)
     if version is None:  # else this is a retry, and the first attempt got as far as registering
         features = train_set.drop(columns=[target])
         model_info = log_model(model, features, labels)
@@ -46,7 +46,7 @@ def register(
             tags={
                 "zenml_pipeline_name": context.pipeline.name,
                 "zenml_pipeline_run": context.pipeline_run.name,
-                PIPELINE_RUN_TAG: run_id,
+                PIPELINE_RUN_TAG: pipeline_run_id,
                 ZENML_VERSION_TAG: str(context.model_version.number),
                 **({FINGERPRINT_TAG: fingerprint} if fingerprint else {}),
             },
