@@ -1,6 +1,7 @@
 """Deployment steps: resolve the version, serve it with ZenML's MLflow model deployer (a local
 daemon), and smoke-test the endpoint with the model's own input example."""
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -37,6 +38,20 @@ def configure_mlflow() -> None:
     Client().active_stack.experiment_tracker.configure_mlflow()
 
 
+# An exception's last line (`ValueError: ...`) or uvicorn's `ERROR: ...`.
+ERROR_LINE = re.compile(r"[\w.]*(Error|Exception|ERROR)\b")
+
+
+def failure_in_log(log: str) -> str:
+    """A model server's last error in its log, with its continuation when the exception's
+    message was wrapped; the daemon's own cleanup and uvicorn's INFO lines are not reasons."""
+    tail = log.split("\u256f")[-1]  # after a traceback's frames (rich draws them in a box)
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("Cleanup:", "INFO:"))]
+    errors = [i for i, line in enumerate(lines) if ERROR_LINE.match(line)]
+    return " ".join(lines[errors[-1] :])[:300] if errors else "its log gives no reason"
+
+
 class LocalModelServer(MLFlowDeploymentService):
     """ZenML's MLflow model server (same configuration, endpoint, daemon and records), quicker
     to start. ZenML's daemon resolves the whole stack again to configure MLflow, downloads the
@@ -59,16 +74,26 @@ class LocalModelServer(MLFlowDeploymentService):
         uvicorn.run(app, host="localhost", port=self.endpoint.status.port, workers=1)
 
     def poll_service_status(self, timeout: int = 0) -> bool:
-        deadline = time.monotonic() + timeout
+        deadline, daemon_seen = time.monotonic() + timeout, False
         while time.monotonic() < deadline:
-            if self.admin_state == ServiceState.ACTIVE and self.is_running:
-                return True
-            if self.admin_state == ServiceState.INACTIVE and self.is_stopped:
+            if self.admin_state == ServiceState.ACTIVE:
+                if self.is_running:
+                    return True
+                if self.status.state == ServiceState.ACTIVE:
+                    daemon_seen = True  # up, its endpoint not yet
+                elif daemon_seen:
+                    break  # the daemon died (the model did not load, the port was taken)
+            elif self.is_stopped:
                 return True
             if self.is_failed:
                 break
             time.sleep(0.2)
         return super().poll_service_status(1)  # ZenML's verdict, and its log on a timeout
+
+    def failure(self) -> str:
+        """Why the server stopped, from its log (read before ZenML removes it)."""
+        log = Path(self.status.log_file or "")
+        return failure_in_log(log.read_text(errors="replace") if log.is_file() else "")
 
 
 def model_servers(model_name: str) -> list[MLFlowDeploymentService]:
@@ -170,8 +195,9 @@ def deploy_version(
             raise
         if is_serving(service):
             return service
+        reason = service.failure()
     stop_model_servers(model_name)
-    raise DeploymentError(f"the model server for {model_name} v{version} did not start")
+    raise DeploymentError(f"the model server for {model_name} v{version} did not start: {reason}")
 
 
 def start_model_server(config: MLFlowDeploymentConfig, timeout: int) -> LocalModelServer:
