@@ -39,18 +39,16 @@ def training_fingerprint(config: TrainingConfig, root: Path) -> str:
     return digest.hexdigest()
 
 
+def newest_version_tagged(
+    client: mlflow.MlflowClient, name: str, tag: str, value: str
+) -> ModelVersion | None:
+    """The newest registered version of `name` whose `tag` is `value`."""
+    query = f"name='{name}' and tags.{tag}='{value}'"
+    return max(client.search_model_versions(query), key=lambda v: int(v.version), default=None)
+
+
 def version_trained_from(
     client: mlflow.MlflowClient, name: str, fingerprint: str
 ) -> ModelVersion | None:
     """The newest registered version of `name` trained from exactly this fingerprint."""
-    query = f"name='{name}' and tags.{FINGERPRINT_TAG}='{fingerprint}'"
-    return max(client.search_model_versions(query), key=lambda v: int(v.version), default=None)
-
-
-def version_registered_by(
-    client: mlflow.MlflowClient, name: str, pipeline_run_id: str
-) -> ModelVersion | None:
-    """The version of `name` a pipeline run registered, if any: a retried `register` step
-    (the tracker cut off its first attempt) reuses it instead of registering a second one."""
-    query = f"name='{name}' and tags.{PIPELINE_RUN_TAG}='{pipeline_run_id}'"
-    return max(client.search_model_versions(query), key=lambda v: int(v.version), default=None)
+    return newest_version_tagged(client, name, FINGERPRINT_TAG, fingerprint)

@@ -13,8 +13,8 @@ from ..registry.registration import (
     FINGERPRINT_TAG,
     PIPELINE_RUN_TAG,
     ZENML_VERSION_TAG,
+    newest_version_tagged,
     register_logged_model,
-    version_registered_by,
 )
 from . import TRACKER_RETRY
 
@@ -32,8 +32,10 @@ def register(
     run = mlflow.active_run()
     context = get_step_context()
     pipeline_run_id = str(context.pipeline_run.id)
-    version = version_registered_by(mlflow.MlflowClient(), model_name, pipeline_run_id)
-    if version is None:  # else this is a retry, and the first attempt got as far as registering
+    # A retried step (TRACKER_RETRY) reuses the version its first attempt registered.
+    client = mlflow.MlflowClient()
+    version = newest_version_tagged(client, model_name, PIPELINE_RUN_TAG, pipeline_run_id)
+    if version is None:
         features = train_set.drop(columns=[target])
         model_info = log_model(model, features, labels)
         # What batch inference compares new data with (drift), even when the source changes.
