@@ -1,6 +1,9 @@
 # The template's own commands. `make help` lists them.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
+# The generated projects' .venv keep compiled modules, as on a user's machine: without them
+# (PYTHONDONTWRITEBYTECODE, set in some images) every command compiles ZenML and MLflow, ~15 s.
+unexport PYTHONDONTWRITEBYTECODE
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 DEMO_DIR := build/demo
 # Test workers (pytest-xdist; a test module stays on one worker, its tests in order). Two suit

@@ -39,11 +39,12 @@ WORKTREE = "WORKTREE"  # --ref value: the working tree, uncommitted changes incl
 BACKENDS = {
     "embedded": "ZenML's local store, the project's embedded MLflow (the default project)",
     "server": "ZenML's local store, a local `mlflow server`",
+    "server-auth": "ZenML's local store, a local `mlflow server --app-name basic-auth`",
     "zenml-server": "a local ZenML server (service account key), the embedded MLflow",
 }
 
 sys.path.insert(0, str(TEMPLATE / "tests"))
-from servers import mlflow_server, zenml_server  # noqa: E402 (the tests' loopback servers)
+from servers import mlflow_auth_server, mlflow_server, zenml_server  # noqa: E402 (the tests' loopback servers)
 
 # --- processes ---------------------------------------------------------------------------
 
@@ -235,7 +236,8 @@ def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path)
     """copy -> setup -> all, then the measurements that reuse that project. `servers`: the
     running servers by backend name."""
     tag = re.sub(r"\W", "", ref.lower())[:8] or "ref"
-    package = f"bench_{backend[:3]}_{tag}_{index}"  # a fresh registered model on the server
+    initials = "".join(word[0] for word in backend.split("-"))  # e, s, sa, zs
+    package = f"bench_{initials}_{tag}_{index}"  # a fresh registered model on the server
     workdir = base / package
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -254,6 +256,10 @@ def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path)
     answers = {"project_name": package.replace("_", " ").title(), "package_name": package}
     if backend == "server":
         answers["mlflow_tracking_uri"] = servers[backend]
+    elif backend == "server-auth":  # the credentials typed at copy time, as a user would
+        username, password = servers[backend].user
+        answers.update(mlflow_tracking_uri=servers[backend].uri, mlflow_auth="basic")
+        answers.update(mlflow_username=username, mlflow_password=password)
     elif backend == "zenml-server":
         answers["zenml_server_url"] = servers[backend].url
         # As a user's .env would; the URL too, for probe.py, which imports ZenML before logging in
@@ -555,6 +561,11 @@ def main() -> None:
         servers = {}
         if "server" in backends:
             servers["server"] = stack.enter_context(mlflow_server(base / "mlflow-server"))
+        if "server-auth" in backends:
+            auth_server = mlflow_auth_server(
+                base / "mlflow-auth-server", username=f"bench-{base.name}"
+            )
+            servers["server-auth"] = stack.enter_context(auth_server)
         if "zenml-server" in backends:
             servers["zenml-server"] = stack.enter_context(zenml_server(base / "zenml-server"))
         for index in range(1, args.runs + 1):

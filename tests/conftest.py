@@ -4,16 +4,11 @@ ZenML state lives in a temporary directory for the whole session (ZENML_CONFIG_P
 tests never touch ~/.config/zenml; servers are stopped by process group when the session ends.
 """
 
-import base64
-import json
 import os
-import secrets
 import shutil
 import subprocess
 import tempfile
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import copier
@@ -28,6 +23,9 @@ _SESSION_ZENML = Path(tempfile.mkdtemp(prefix="template-tests-zenml-"))
 os.environ["ZENML_CONFIG_PATH"] = str(_SESSION_ZENML)
 os.environ["ZENML_ANALYTICS_OPT_IN"] = "false"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
+# As on a user's machine, Python caches compiled modules (in each project's .venv): without the
+# cache (some container images set this) every command compiles ZenML and MLflow again, ~15 s.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 # Slowest module first (seconds summed per module, docs/benchmarks/README.md): pytest-xdist
 # hands whole modules to the two workers in this order (`--no-loadscope-reorder`), so the long
@@ -109,43 +107,11 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield uri
 
 
-@dataclass(frozen=True)
-class AuthServer:
-    uri: str
-    admin: tuple[str, str]
-    user: tuple[str, str]  # a non-admin user created through the REST API
-
-
 @pytest.fixture(scope="session")
-def mlflow_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthServer]:
+def mlflow_auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.AuthServer]:
     """A real `mlflow server --app-name basic-auth` with one non-admin user."""
-    workdir = tmp_path_factory.mktemp("mlflow-auth-server")
-    admin = ("admin", f"admin-{secrets.token_hex(8)}")  # MLflow wants >= 12 characters
-    user = ("alice", f"pw-{secrets.token_hex(10)}")
-    config = workdir / "basic_auth.ini"
-    config.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
-        f"admin_username = {admin[0]}\n"
-        f"admin_password = {admin[1]}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        # Without a cache every request re-checks the password (~0.3 s): training 2.5x slower.
-        "auth_cache_ttl_seconds = 300\n"
-    )
-    env = {
-        "MLFLOW_AUTH_CONFIG_PATH": str(config),
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-    }
-    with servers.mlflow_server(workdir, ["--app-name", "basic-auth"], env) as uri:
-        credentials = base64.b64encode(":".join(admin).encode()).decode()
-        request = urllib.request.Request(
-            f"{uri}/api/2.0/mlflow/users/create",
-            data=json.dumps({"username": user[0], "password": user[1]}).encode(),
-            headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"},
-        )
-        urllib.request.urlopen(request, timeout=10).close()
-        yield AuthServer(uri, admin, user)
+    with servers.mlflow_auth_server(tmp_path_factory.mktemp("mlflow-auth-server")) as server:
+        yield server
 
 
 PLOTS = ("confusion_matrix", "roc_curve", "precision_recall_curve", "calibration_curve")

@@ -7,7 +7,6 @@ rule: a failure is one `error:` line and exit 1, never a traceback; nothing half
 behind (no registered version, no orphaned server).
 """
 
-import base64
 import json
 import os
 import re
@@ -27,7 +26,7 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 from conftest import render, run
-from servers import cutting_proxy, free_port, wait_until_healthy
+from servers import basic_auth_env, create_user, cutting_proxy, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.lifecycle
 
@@ -45,19 +44,10 @@ class Tracker:
         self.uri = f"http://127.0.0.1:{self.port}"
         self.admin = ("admin", f"admin-{secrets.token_hex(8)}")
         self.user = ("ci-bot", f"pw-{secrets.token_hex(10)}")
-        config = workdir / "basic_auth.ini"
-        config.write_text(
-            "[mlflow]\ndefault_permission = READ\n"
-            f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
-            f"admin_username = {self.admin[0]}\nadmin_password = {self.admin[1]}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-            "auth_cache_ttl_seconds = 300\n"
-        )
         self.env = {
             **os.environ,
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-            "MLFLOW_AUTH_CONFIG_PATH": str(config),
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+            **basic_auth_env(workdir, self.admin),
         }
         self.process: subprocess.Popen | None = None
 
@@ -96,13 +86,7 @@ class Tracker:
 def tracker(tmp_path_factory) -> Tracker:
     server = Tracker(tmp_path_factory.mktemp("fault-tracker"))
     server.ready()
-    credentials = base64.b64encode(":".join(server.admin).encode()).decode()
-    request = urllib.request.Request(
-        f"{server.uri}/api/2.0/mlflow/users/create",
-        data=json.dumps({"username": server.user[0], "password": server.user[1]}).encode(),
-        headers={"Authorization": f"Basic {credentials}", "Content-Type": "application/json"},
-    )
-    urllib.request.urlopen(request, timeout=10).close()
+    create_user(server.uri, server.admin, server.user)
     yield server
     server.stop()
 
