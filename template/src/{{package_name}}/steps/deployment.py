@@ -168,7 +168,7 @@ def _has_record(client: Client, service_id: str) -> bool:
 
 
 def deploy_version(
-    model_name: str, version: str, zenml_version: str | None, workers: int, timeout: int
+    model_name: str, version: str, zenml_version: str, workers: int, timeout: int
 ) -> MLFlowDeploymentService:
     """Serve exactly this version, with one server per model: this model's other servers are
     removed first; an already healthy server of the same version is kept. (ZenML's
@@ -180,7 +180,7 @@ def deploy_version(
     config = MLFlowDeploymentConfig(
         model_uri=f"models:/{model_name}/{version}",
         model_name=model_name,
-        model_version=zenml_version,
+        model_version=zenml_version,  # "": registered outside ZenML (no Model Control Plane link)
         registry_model_name=model_name,
         registry_model_version=version,
         workers=workers,
@@ -218,8 +218,10 @@ def start_model_server(config: MLFlowDeploymentConfig, timeout: int) -> LocalMod
             endpoint=draft.endpoint.model_dump(),
             config=config.model_dump(),
             project=client.active_project.id,
-            model_version_id=get_model_version_id_if_exists(
-                config.model_name, config.model_version
+            model_version_id=(
+                get_model_version_id_if_exists(config.model_name, config.model_version)
+                if config.model_version
+                else None
             ),
         )
     )
@@ -271,7 +273,7 @@ def deploy(
     service = deploy_version(
         model["model_name"],
         model["version"],
-        model["zenml_model_version"] or None,
+        model["zenml_model_version"],
         workers,
         timeout,
     )
