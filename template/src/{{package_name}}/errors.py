@@ -62,3 +62,28 @@ class ZenmlServerError(ProjectError):
     """The ZenML server is unreachable, or no API key is set, or it refuses the key."""
 
     hint = "`{prog} login` checks the server URL and ZENML_STORE_API_KEY (README: 'ZenML server')"
+
+
+class DeploymentError(ProjectError):
+    """The model server did not start or answered wrongly."""
+
+
+class DriftError(ProjectError):
+    """The batch drifted from the training data and drift.mode is `fail`."""
+
+    hint = "read the report; `drift.mode: warn` in configs/batch_inference.yaml scores anyway"
+
+
+class PredictionError(ProjectError):
+    """The scoring server refused the request or could not be reached."""
+
+    hint = "`{prog} status` shows the endpoint; `{prog} deploy` (re)starts it"
+
+
+class RequestRejectedError(PredictionError):
+    """The scoring server answered 4xx: the rows do not fit the model's signature."""
+
+    hint = (
+        "send the columns and types of the model's input example (`{prog} predict` without "
+        "--input sends it; `{prog} status` shows the endpoint)"
+    )

@@ -1,13 +1,125 @@
 """Batch inference pipeline: resolve @champion -> load a batch -> drift check against the
-training data -> validate and score it."""
+training data -> validate it like training data, score it, write and log the predictions."""
 
-from zenml import pipeline
+import time
+from pathlib import Path
+from typing import Annotated
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from pydantic import BaseModel
+from zenml import pipeline, step
 from zenml.enums import ExecutionMode
+from zenml.types import MarkdownString
 
 from ..config import BatchInferenceConfig, DataConfig, DriftConfig
-from ..steps.batch_inference import check_drift, load_batch, score_batch
-from ..steps.deployment import resolve_version
-from . import image_settings, use_package_sources
+from ..errors import DriftError
+from ..ml.data import load_dataset, validate_features
+from ..ml.drift import REFERENCE_ARTIFACT, detect_drift
+from ..ml.predictions import prediction_columns
+from ..platform.pipeline_runs import TRACKER_RETRY, pipeline_settings
+from .deployment import resolve
+
+
+class DriftCheck(BaseModel):
+    result: str  # one line: what was found, or why nothing was checked
+    report: str = ""  # the Markdown report's path
+    drifted: bool = False
+
+
+class BatchResult(BaseModel):
+    model_name: str
+    version: str
+    output: str
+    rows: int
+    drift: DriftCheck
+    mlflow_run_id: str
+    mlflow_experiment_id: str
+
+
+def load_reference(model_name: str, version: str) -> pd.DataFrame | None:
+    """The training features logged with the version, or None for versions trained before
+    references were logged."""
+    run_id = mlflow.MlflowClient().get_model_version(model_name, version).run_id
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_ARTIFACT)
+    except (MlflowException, OSError):
+        return None
+    return pd.read_csv(path)
+
+
+@step(enable_cache=False)
+def load_batch(source: str, target: str) -> Annotated[pd.DataFrame, "batch"]:
+    """Any training-style source; a label column, if present, is not an input."""
+    return load_dataset(source).drop(columns=[target], errors="ignore")
+
+
+@step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
+def check_drift(
+    batch: pd.DataFrame, model_name: str, version: str, drift: DriftConfig
+) -> tuple[Annotated[DriftCheck, "drift"], Annotated[MarkdownString, "drift_report"]]:
+    """Write the report (Markdown + JSON, also logged to MLflow); in `fail` mode a drifted
+    batch stops the pipeline before anything is scored."""
+    if drift.mode == "disabled":
+        return DriftCheck(result="not checked (drift.mode: disabled)"), MarkdownString("-")
+    reference = load_reference(model_name, version)
+    if reference is None:
+        note = f"not checked: v{version} has no training reference (retrain it)"
+        return DriftCheck(result=note), MarkdownString(note)
+    report = detect_drift(reference, batch, None, drift.p_value, drift.drift_share)
+    markdown = report.to_markdown(f"Data drift: batch vs {model_name} v{version}")
+    path = Path(drift.report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown)
+    path.with_suffix(".json").write_text(report.to_json())
+    mlflow.log_artifact(str(path), artifact_path="drift")
+    mlflow.log_artifact(str(path.with_suffix(".json")), artifact_path="drift")
+    mlflow.log_metrics({"drift_share": report.share, "drifted_columns": len(report.drifted)})
+    if report.dataset_drift and drift.mode == "fail":
+        raise DriftError(
+            f"the batch drifted from the training data: {report.details()}; "
+            f"nothing was scored (drift.mode: fail); report: {path}"
+        )
+    checked = DriftCheck(result=report.summary(), report=str(path), drifted=report.dataset_drift)
+    return checked, MarkdownString(markdown)
+
+
+@step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
+def score_batch(
+    batch: pd.DataFrame,
+    model_name: str,
+    version: str,
+    labels: list,
+    max_missing_fraction: float,
+    output: str,
+    drift: DriftCheck,
+) -> Annotated[BatchResult, "batch_predictions"]:
+    model_uri = f"models:/{model_name}/{version}"
+    loaded = mlflow.pyfunc.load_model(model_uri)
+    features = loaded.metadata.get_input_schema().input_names()
+    inputs = validate_features(batch, features, max_missing_fraction)
+    predictions = prediction_columns(loaded.predict(inputs), labels)
+    # The rows as they came (validation made integers floats for the model), then the answers.
+    rows = batch[features].reset_index(drop=True)
+    scored = pd.concat([rows, predictions], axis=1).assign(
+        model_version=version, scored_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scored.to_csv(path, index=False)
+    mlflow.log_params({"model_uri": model_uri, "rows": len(scored)})
+    mlflow.log_artifact(str(path), artifact_path="predictions")
+    run = mlflow.active_run()
+    return BatchResult(
+        model_name=model_name,
+        version=version,
+        output=str(path),
+        rows=len(scored),
+        drift=drift,
+        mlflow_run_id=run.info.run_id,
+        mlflow_experiment_id=run.info.experiment_id,
+    )
 
 
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
@@ -21,12 +133,13 @@ def batch_inference_pipeline(
     output: str,
     drift: DriftConfig,
 ) -> None:
-    model = resolve_version(model_name, alias)
+    version, _ = resolve(model_name, alias)
     batch = load_batch(source, target=target)
-    checked, _ = check_drift(batch, model, drift=drift)
+    checked, _ = check_drift(batch, model_name, version, drift=drift)
     score_batch(
         batch,
-        model,
+        model_name,
+        version,
         labels,
         max_missing_fraction=max_missing_fraction,
         output=output,
@@ -34,10 +147,9 @@ def batch_inference_pipeline(
     )
 
 
-def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> dict[str, str]:
+def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> BatchResult:
     """Score `config.input` with the model under `config.alias`, using the training data rules."""
-    use_package_sources()
-    run = batch_inference_pipeline.with_options(settings=image_settings())(
+    run = batch_inference_pipeline.with_options(settings=pipeline_settings())(
         model_name=config.model_name,
         alias=config.alias,
         source=config.input,

@@ -1,27 +1,67 @@
 """Deployment pipeline: resolve @champion (or a version) -> serve it -> smoke-test it."""
 
-from zenml import pipeline
+from typing import Annotated
+
+import mlflow
+import numpy as np
+from zenml import pipeline, step
 from zenml.enums import ExecutionMode
 
 from ..config import DeploymentConfig
-from ..steps.deployment import deploy, resolve_version, smoke_test
-from . import image_settings, use_package_sources
+from ..errors import DeploymentError
+from ..lifecycle.aliases import resolve_version
+from ..lifecycle.registration import ZENML_VERSION_TAG
+from ..ml.predictions import same_predictions
+from ..platform.model_server import Deployment, deploy_version
+from ..platform.pipeline_runs import TRACKER_RETRY, pipeline_settings, point_mlflow_at_stack
+from ..platform.scoring import payload_from_frame, predict
+
+
+@step(enable_cache=False, retry=TRACKER_RETRY)
+def resolve(
+    model_name: str, alias: str, version: str | None = None
+) -> tuple[Annotated[str, "version"], Annotated[str, "zenml_model_version"]]:
+    point_mlflow_at_stack()
+    found = resolve_version(mlflow.MlflowClient(), model_name, alias, version)
+    return str(found.version), found.tags.get(ZENML_VERSION_TAG, "")
+
+
+@step(enable_cache=False)
+def deploy(
+    model_name: str, version: str, zenml_model_version: str, workers: int, timeout: int
+) -> Annotated[Deployment, "deployment"]:
+    service = deploy_version(model_name, version, zenml_model_version, workers, timeout)
+    return Deployment(model_name=model_name, version=version, url=service.get_prediction_url())
+
+
+@step(enable_cache=False)
+def smoke_test(deployment: Deployment) -> Annotated[list, "smoke_test_predictions"]:
+    """POST the model's logged input example; the answer must equal the model's own."""
+    point_mlflow_at_stack()
+    model = mlflow.pyfunc.load_model(f"models:/{deployment.model_name}/{deployment.version}")
+    expected = model.predict(model.input_example)
+    served = predict(deployment.url, payload_from_frame(model.input_example))
+    if not same_predictions(served, expected):
+        raise DeploymentError(
+            f"smoke test failed: {deployment.url} answered {served}, "
+            f"expected {np.asarray(expected).tolist()}"
+        )
+    return served
 
 
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
 def deployment_pipeline(
     model_name: str, alias: str, version: str | None, workers: int, timeout: int, smoke: bool
 ) -> None:
-    model = resolve_version(model_name, alias, version)
-    deployment = deploy(model, workers=workers, timeout=timeout)
+    resolved, zenml_version = resolve(model_name, alias, version)
+    deployment = deploy(model_name, resolved, zenml_version, workers=workers, timeout=timeout)
     if smoke:
         smoke_test(deployment)
 
 
-def run_deployment(config: DeploymentConfig, version: str | None = None) -> dict[str, str]:
-    """Deploy the configured alias (or `version`); return what is served and where."""
-    use_package_sources()
-    run = deployment_pipeline.with_options(settings=image_settings())(
+def run_deployment(config: DeploymentConfig, version: str | None = None) -> Deployment:
+    """Deploy the configured alias (or `version`); what is served and where."""
+    run = deployment_pipeline.with_options(settings=pipeline_settings())(
         model_name=config.model_name,
         alias=config.alias,
         version=version,

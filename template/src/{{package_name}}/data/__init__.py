@@ -1,1 +1,0 @@
-"""Data: load, validate and split the dataset (plain pandas / scikit-learn, no ZenML)."""

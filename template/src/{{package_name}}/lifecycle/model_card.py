@@ -1,0 +1,196 @@
+"""The model card: one Markdown page per registered version, written when the gate runs,
+stored in the version's MLflow run, linked from the version (tag `model_card`), and summed up
+in the version's description."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import yaml
+from mlflow import MlflowClient
+
+from ..config import PromotionConfig, find_project_root
+from ..ml import METRIC_NAMES
+from ..ml.plots import PLOT_NAMES, PLOTS_FOLDER
+from .gate import Verdict
+from .registration import PIPELINE_RUN_TAG, ZENML_VERSION_TAG
+
+CARD_ARTIFACT = "model_card.md"
+CARD_TAG = "model_card"
+
+MAX_LISTED_FEATURES = 12
+
+
+def _class_balance(labels: pd.Series) -> str:
+    shares = labels.value_counts(normalize=True).sort_index()
+    return ", ".join(f"{label}: {share:.1%}" for label, share in shares.items())
+
+
+def data_summary(train_set: pd.DataFrame, test_set: pd.DataFrame, target: str, source: str) -> dict:
+    """What the model learned from and was judged on."""
+    features = [column for column in train_set.columns if column != target]
+    numeric = train_set[features].select_dtypes("number").columns
+    return {
+        "source": source,
+        "target": target,
+        "features": features,
+        "numeric_features": len(numeric),
+        "categorical_features": len(features) - len(numeric),
+        "splits": {
+            name: {"rows": len(frame), "class_balance": _class_balance(frame[target])}
+            for name, frame in (("training", train_set), ("held-out", test_set))
+        },
+    }
+
+
+def template_version(project_root: Path) -> str:
+    """The template release this project was generated or last updated from (Copier's
+    answers file), or "unknown"."""
+    answers = project_root / ".copier-answers.yml"
+    try:
+        return str(yaml.safe_load(answers.read_text()).get("_commit") or "unknown")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return "unknown"
+
+
+def _number(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _metrics_table(verdict: Verdict, promotion: PromotionConfig) -> list[str]:
+    champion = verdict.champion_metrics if verdict.champion_version else {}
+    champion_label = f"champion v{verdict.champion_version}" if champion else "champion"
+    lines = [
+        f"| metric | this version | minimum | {champion_label} | gain | gain needed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in METRIC_NAMES:
+        theirs = champion.get(name)
+        gain = verdict.metrics[name] - theirs if theirs is not None else None
+        cells = [
+            _number(verdict.metrics[name]),
+            _number(promotion.min_metrics.get(name)),
+            _number(theirs),
+            _number(gain, signed=True),
+            _number(promotion.min_improvement.get(name), signed=True),
+        ]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    return lines
+
+
+def _data_lines(data: dict) -> list[str]:
+    features = data["features"]
+    listed = ", ".join(f"`{f}`" for f in features[:MAX_LISTED_FEATURES])
+    if len(features) > MAX_LISTED_FEATURES:
+        listed += f" and {len(features) - MAX_LISTED_FEATURES} more"
+    return [
+        f"- source: `{data['source']}`, target column `{data['target']}`",
+        f"- {len(features)} features ({data['numeric_features']} numeric, "
+        f"{data['categorical_features']} categorical): {listed}",
+        "",
+        "| split | rows | class balance |",
+        "| --- | ---: | --- |",
+        *(
+            f"| {split} | {facts['rows']} | {facts['class_balance']} |"
+            for split, facts in data["splits"].items()
+        ),
+    ]
+
+
+def render_model_card(
+    verdict: Verdict,
+    promotion: PromotionConfig,
+    data: dict,
+    params: dict[str, str],
+    plots: Sequence[str],
+    lineage: dict[str, str],
+) -> str:
+    """The card as Markdown: `data` from data_summary, `plots` paths relative to the card,
+    `lineage` label -> value."""
+    lines = [
+        f"# Model card: {verdict.model_name} v{verdict.version}",
+        "",
+        f"**Gate verdict: {verdict.result}** (mode `{verdict.mode}`)",
+        "",
+        "## Data",
+        "",
+        *_data_lines(data),
+        "",
+        "## Metrics on the held-out split, against the gate's thresholds and the champion",
+        "",
+        *_metrics_table(verdict, promotion),
+        "",
+        "## Validation gate",
+        "",
+        *(f"- {check}" for check in verdict.checks),
+        "",
+        "## Parameters of the training run",
+        "",
+        *(f"- `{key}`: {value}" for key, value in sorted(params.items())),
+        "",
+        "## Plots",
+        "",
+        *(f"![{Path(path).stem.replace('_', ' ')}]({path})" for path in plots),
+        "",
+        "## Lineage",
+        "",
+        "| | |",
+        "| --- | --- |",
+        *(f"| {label} | {value} |" for label, value in lineage.items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _plots(client: MlflowClient, run_id: str) -> list[str]:
+    """The run's plots, in the order of PLOT_NAMES (confusion matrix first)."""
+    paths = [artifact.path for artifact in client.list_artifacts(run_id, PLOTS_FOLDER)]
+    order = {f"{PLOTS_FOLDER}/{name}.png": index for index, name in enumerate(PLOT_NAMES)}
+    return sorted(paths, key=lambda path: order.get(path, len(order)))
+
+
+def _lineage(client: MlflowClient, verdict: Verdict, context: dict[str, str]) -> dict[str, str]:
+    from ..platform.tracker import run_link
+
+    found = client.get_model_version(verdict.model_name, verdict.version)
+    run = client.get_run(found.run_id)
+    return {
+        "registered model": f"{verdict.model_name} v{verdict.version}",
+        "ZenML pipeline run": found.tags.get(PIPELINE_RUN_TAG, "-"),
+        "ZenML model version": f"{verdict.model_name} {found.tags.get(ZENML_VERSION_TAG, '-')}",
+        "MLflow run": run_link(mlflow.get_tracking_uri(), run.info.experiment_id, found.run_id),
+        "git commit": context.get("git_commit", "none (not a git checkout)"),
+        "template version": template_version(find_project_root()),
+        "gate run": f"{context['time']} by {context['user']}",
+    }
+
+
+def write_model_card(
+    client: MlflowClient,
+    verdict: Verdict,
+    promotion: PromotionConfig,
+    data: dict,
+    context: dict[str, str],
+) -> str:
+    """Render the version's card from the verdict and its MLflow run (plots, parameters),
+    store it in the run, and put the verdict in the version's description; returns the card
+    (its URI is then `verdict.model_card`)."""
+    name, version = verdict.model_name, verdict.version
+    run_id = client.get_model_version(name, version).run_id
+    params = dict(client.get_run(run_id).data.params)
+    plots = _plots(client, run_id)
+    card = render_model_card(
+        verdict, promotion, data, params, plots, _lineage(client, verdict, context)
+    )
+    client.log_text(run_id, card, CARD_ARTIFACT)
+    verdict.model_card = f"runs:/{run_id}/{CARD_ARTIFACT}"
+    client.set_model_version_tag(name, version, CARD_TAG, verdict.model_card)
+    client.set_model_version_tag(name, version, "gate", verdict.result)
+    trained = (client.get_model_version(name, version).description or "").split("\n\n")[0]
+    who = f"Gate run {context['time']} by {context['user']}."
+    description = f"{trained}\n\n{verdict.summary()}\n\n{who} Model card: {verdict.model_card}"
+    client.update_model_version(name, version, description.strip())
+    return card

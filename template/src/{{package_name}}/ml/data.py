@@ -1,0 +1,201 @@
+"""The data: load the configured source, check it against the `data:` rules, split it.
+
+Plain pandas and scikit-learn. Sources are `sklearn:<name>` (a bundled dataset) or a CSV path.
+"""
+
+import csv
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+from pandas.api import types
+
+from ..config import DataConfig, SplitConfig
+from ..errors import DataValidationError
+
+BUNDLED_DATASETS = ("breast_cancer", "iris", "wine")  # scikit-learn's load_<name>
+SKLEARN_PREFIX = "sklearn:"
+
+
+def load_dataset(source: str) -> pd.DataFrame:
+    """`sklearn:<name>` loads a bundled dataset (target column `target`); anything else is a
+    path to a CSV file with a header row."""
+    if source.startswith(SKLEARN_PREFIX):
+        name = source.removeprefix(SKLEARN_PREFIX)
+        if name not in BUNDLED_DATASETS:
+            known = ", ".join(f"{SKLEARN_PREFIX}{n}" for n in BUNDLED_DATASETS)
+            raise DataValidationError(f"unknown bundled dataset '{source}': use one of {known}")
+        from sklearn import datasets  # imported on use: a second, which CSV files do not need
+
+        return getattr(datasets, f"load_{name}")(as_frame=True).frame
+    path = Path(source)
+    if not path.is_file():
+        raise DataValidationError(f"data file not found: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(f"data file is empty: {path}") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataValidationError(f"cannot read {path} as CSV: {error}") from None
+    _require_unique_header(path)
+    return frame
+
+
+def _require_unique_header(path: Path) -> None:
+    """pandas renames a repeated column ('x', 'x.1', ...): the model would then expect inputs
+    that no caller sends. Refuse the file instead."""
+    with path.open(newline="", encoding="utf-8") as file:
+        counts = Counter(next(csv.reader(file), []))
+    repeated = [f"'{name}' ({count}x)" for name, count in counts.items() if count > 1]
+    if repeated:
+        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
+        raise DataValidationError(
+            f"column(s) {', '.join(repeated[:3])}{more} appear more than once in the header of "
+            f"{path}: column names must be unique"
+        )
+
+
+def source_fingerprint(source: str) -> str:
+    """Changes whenever the data behind `source` changes, so ZenML's step cache never serves
+    results computed from an older file."""
+    if source.startswith(SKLEARN_PREFIX):
+        return f"{source}@scikit-learn-{version('scikit-learn')}"
+    path = Path(source)
+    if not path.is_file():
+        return f"missing:{path}"
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def data_steps_cache_key(source: str) -> str:
+    """What the cached data steps compute from: the data, and the code of this package (the
+    loading, validation and split rules) with pandas' version. ZenML keys its cache on a step's
+    own code only: without this, an edited rule here would be served stale cached results."""
+    digest = hashlib.sha256(f"{source_fingerprint(source)}@pandas-{version('pandas')}".encode())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def _supported(column: pd.Series) -> bool:
+    """Numbers, booleans, categories or text (pandas 2 keeps text as `object` columns)."""
+    if types.is_numeric_dtype(column) or types.is_bool_dtype(column):
+        return True
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return True
+    return types.infer_dtype(column, skipna=True) in ("string", "empty")
+
+
+def _stray_text(column: pd.Series) -> list:
+    """Text values in a column that otherwise holds numbers ('n/a', '?', '12,5'): a CSV reader
+    then makes the whole column text, and the model would take its numbers for categories."""
+    if not types.is_object_dtype(column) and not types.is_string_dtype(column):
+        return []
+    values = column.dropna()
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().sum() <= len(values) / 2:  # mostly text: a category column
+        return []
+    return values[numbers.isna()].unique().tolist()
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        names = ", ".join(f"'{column}'" for column in missing)
+        raise DataValidationError(f"missing required column(s): {names}")
+
+
+def validate_features(
+    frame: pd.DataFrame, features: Sequence[str], max_missing_fraction: float = 0.0
+) -> pd.DataFrame:
+    """The rules every model input follows, in training and in batch inference."""
+    if frame.empty:
+        raise DataValidationError("dataset has no rows")
+    _require_columns(frame, features)
+    for column in features:
+        if not _supported(frame[column]):
+            raise DataValidationError(
+                f"column '{column}' has unsupported type {frame[column].dtype}: "
+                "use numbers, booleans or text categories"
+            )
+        stray = _stray_text(frame[column])
+        if stray:
+            shown = ", ".join(repr(value) for value in stray[:3])
+            raise DataValidationError(
+                f"column '{column}' holds numbers and text ({shown}): a number column must "
+                "hold only numbers; leave a cell empty to count it as missing"
+            )
+        fraction = float(frame[column].isna().mean())
+        if fraction > max_missing_fraction:
+            raise DataValidationError(
+                f"column '{column}' has {fraction:.1%} missing values "
+                f"(data.max_missing_fraction allows {max_missing_fraction:.1%})"
+            )
+    # Integers become floats, as the model sees them: a gap (or 2.5) in a later batch or request
+    # then fits the model's signature instead of being refused by MLflow's schema check.
+    inputs = frame[list(features)].reset_index(drop=True)
+    return inputs.astype({column: "float64" for column in inputs.select_dtypes("integer")})
+
+
+def validate_dataset(
+    frame: pd.DataFrame,
+    target: str,
+    features: Sequence[str] = (),
+    labels: Sequence[int | str] = (),
+    max_missing_fraction: float = 0.0,
+) -> pd.DataFrame:
+    """Return the feature and target columns, or raise DataValidationError naming the column
+    and the rule it breaks."""
+    features = list(features) or [column for column in frame.columns if column != target]
+    if target in features:
+        raise DataValidationError(f"column '{target}' is the target and cannot be a feature")
+    if not features:
+        raise DataValidationError(f"dataset has no feature columns besides the target '{target}'")
+    _require_columns(frame, [*features, target])
+    inputs = validate_features(frame, features, max_missing_fraction)
+
+    y = frame[target]
+    if y.isna().any():
+        raise DataValidationError(
+            f"target column '{target}' has {int(y.isna().sum())} missing value(s)"
+        )
+    if labels:
+        unseen = sorted({str(label) for label in y.unique()} - {str(label) for label in labels})
+        if unseen:
+            raise DataValidationError(
+                f"target column '{target}' has label(s) {unseen} not in data.labels {list(labels)}"
+            )
+    if y.nunique() < 2:
+        raise DataValidationError(f"target column '{target}' needs at least two classes")
+    return inputs.assign(**{target: y.reset_index(drop=True)})
+
+
+def split_dataset(
+    frame: pd.DataFrame, target: str, test_size: float, seed: int, stratify: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split  # on use: a second to import
+
+    try:
+        train, test = train_test_split(
+            frame,
+            test_size=test_size,
+            random_state=seed,
+            stratify=frame[target] if stratify else None,
+        )
+    except ValueError as error:
+        raise DataValidationError(f"cannot split the dataset on '{target}': {error}") from None
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def load_validated(data: DataConfig) -> pd.DataFrame:
+    """Load the configured data and check it against the `data:` rules."""
+    rules = (data.target, data.features, data.labels, data.max_missing_fraction)
+    return validate_dataset(load_dataset(data.source), *rules)
+
+
+def load_and_split(data: DataConfig, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training pipeline's data steps in one call: the same seed gives the same held-out
+    rows, so versions can be compared outside the pipeline (e.g. `promote`)."""
+    dataset = load_validated(data)
+    return split_dataset(dataset, data.target, split.test_size, split.seed, split.stratify)

@@ -1,0 +1,106 @@
+"""How this project runs ZenML pipelines: step sources, image settings, step retries, the
+MLflow connection after a step, the Model Control Plane stage, and quieter ZenML logs."""
+
+import logging
+import sys
+from pathlib import Path
+
+import zenml
+from zenml.client import Client
+from zenml.config import DockerSettings
+from zenml.config.retry_config import StepRetryConfig
+from zenml.enums import ModelStages
+from zenml.utils import source_utils
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = PACKAGE_ROOT.parents[1]
+PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+EXPORT_REQUIREMENTS = [
+    *("uv", "export", "--format=requirements-txt", "--directory={directory}", "--locked"),
+    *("--no-hashes", "--no-emit-project", "--no-dev", "--all-extras"),
+]
+
+# For the steps that talk to MLflow. A tracker that restarts with a request in flight breaks
+# that request beyond what MLflow's client retries; a second attempt of the step, whose
+# requests then wait for the server to come back, resumes the pipeline's MLflow run.
+TRACKER_RETRY = StepRetryConfig(max_retries=1, delay=5)
+
+# How a remote orchestrator (stacks/production.yaml) builds the image the steps run in; local
+# runs ignore it. The parent is ZenML's image for this ZenML and Python version, the
+# requirements are exported from uv.lock, and the project itself is installed into the image,
+# so steps import it as they do here.
+DOCKER_SETTINGS = DockerSettings(
+    parent_image=f"zenmldocker/zenml:{zenml.__version__}-py{PYTHON}",
+    pyproject_path=str(PROJECT_ROOT / "pyproject.toml"),
+    # uv.lock's versions, without the dev tools; the extras hold the cloud clients (production).
+    pyproject_export_command=EXPORT_REQUIREMENTS,
+    python_package_installer="uv",
+    local_project_install_command="uv pip install --system --no-deps .",
+    # The code is baked into the image (needed for the install above), not downloaded at run time.
+    allow_download_from_artifact_store=False,
+    allow_download_from_code_repository=False,
+    environment={"PYTHONUNBUFFERED": "1", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+)
+
+
+def pipeline_settings() -> dict:
+    """Steps load as `<package>.pipelines...` (from src/), not as `src.<package>...` (from the
+    ZenML repository root): one copy of every module and exception class. DOCKER_SETTINGS only
+    for a stack that builds images: ZenML warns about unused Docker settings (ZML002), and
+    finding the caller for that warning costs it about a second per run."""
+    source_utils.set_custom_source_root(str(PACKAGE_ROOT.parent))  # internal: no public API
+    stack = Client().active_stack
+    deployer = stack.deployer
+    if (
+        stack.orchestrator.flavor == "local"
+        and stack.step_operator is None
+        and (deployer is None or deployer.flavor == "local")
+    ):
+        return {}
+    return {"docker": DOCKER_SETTINGS}
+
+
+def point_mlflow_at_stack() -> None:
+    """Point MLflow at the active stack's tracker (URI and credentials): ZenML sets them for a
+    tracked step only, and resets them after it."""
+    Client().active_stack.experiment_tracker.configure_mlflow()
+
+
+def mark_production(model_name: str, zenml_version: str | None) -> bool:
+    """Keep the ZenML Model Control Plane in step: its production version is the champion.
+
+    A version trained against another ZenML store (a CI runner's, a colleague's) is not in this
+    one: MLflow's champion alias still moves, and False says ZenML was left as it was.
+    """
+    if not zenml_version:
+        return False
+    try:
+        Client().update_model_version(
+            model_name_or_id=model_name,
+            version_name_or_id=zenml_version,
+            stage=ModelStages.PRODUCTION,
+            force=True,
+        )
+    except KeyError:
+        return False
+    return True
+
+
+# ZenML's MLflow tracker warns at every tracked step that it could not turn off MLflow's
+# autologging of fastai, a framework this project does not use (matched on its text).
+AUTOLOG_NOISE = "Failed to disable MLflow autologging"
+
+
+def tidy_zenml_logs() -> None:
+    """ZenML logs a failed step with its traceback: the CLI's one-line error says it all
+    (`--verbose` keeps the tracebacks)."""
+
+    def tidy(record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith(AUTOLOG_NOISE):
+            return False
+        if record.exc_info and isinstance(record.exc_info[1], Exception):
+            record.exc_info = record.exc_text = None
+        return True
+
+    for handler in logging.getLogger("zenml").handlers + logging.getLogger().handlers:
+        handler.addFilter(tidy)

@@ -1,0 +1,62 @@
+"""The HTTP contract of MLflow's scoring server (/invocations): payloads and predictions."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import PredictionError, RequestRejectedError
+from .http_json import HttpFailure, request_json
+
+PAYLOAD_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def payload_from_frame(frame: pd.DataFrame) -> dict:
+    """Column-named rows: what a model logged with a DataFrame signature expects."""
+    return {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+
+
+def payload_from_file(path: Path) -> dict:
+    """A CSV file with a header row, or JSON: a list of records or a ready MLflow payload."""
+    if not path.is_file():
+        raise PredictionError(f"input file not found: {path}")
+    if path.suffix.lower() == ".csv":
+        try:
+            frame = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise PredictionError(f"cannot read {path} as CSV: {error}") from None
+        if frame.empty:
+            raise PredictionError(f"{path} has no rows to predict")
+        return payload_from_frame(frame)
+    try:
+        content = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PredictionError(f"{path} is not valid JSON: {error}") from None
+    if isinstance(content, list):
+        if not content:
+            raise PredictionError(f"{path} has no rows to predict")
+        return {"dataframe_records": content}
+    if isinstance(content, dict) and any(key in content for key in PAYLOAD_KEYS):
+        return content
+    raise PredictionError(f"{path}: expected a list of records or one of {list(PAYLOAD_KEYS)}")
+
+
+def _reason(message: str, limit: int = 300) -> str:
+    """MLflow repeats the whole payload before the cause: keep the cause, on one line."""
+    cause = " ".join(message.rsplit("Error: ", 1)[-1].split())
+    return cause if len(cause) <= limit else cause[: limit - 3] + "..."
+
+
+def predict(url: str, payload: dict, timeout: float = 30.0) -> list:
+    """POST the payload to `url` (…/invocations) and return the predictions."""
+    try:
+        body = request_json(url, payload, timeout=timeout)
+    except HttpFailure as failure:
+        if failure.status is None:
+            raise PredictionError(f"no model server answers at {url} ({failure.reason})") from None
+        rejected = RequestRejectedError if 400 <= failure.status < 500 else PredictionError
+        raise rejected(
+            f"{url} rejected the request ({failure.status}): "
+            f"{_reason(failure.detail) or failure.reason}"
+        ) from None
+    return body["predictions"] if isinstance(body, dict) and "predictions" in body else body

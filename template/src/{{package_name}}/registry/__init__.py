@@ -1,1 +1,0 @@
-"""Model Registry: registration (and later aliases, the validation gate, rollback) on MLflow."""

@@ -1,1 +1,0 @@
-"""Serving: the HTTP contract of MLflow's scoring server (/invocations), as a small client."""
