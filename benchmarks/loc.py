@@ -1,6 +1,6 @@
 """Lines of code of a rendered project's src/: no blank lines, comments or docstrings.
 
-    python benchmarks/loc.py build/demo            # per folder, and the total
+python benchmarks/loc.py build/demo            # per folder, and the total
 """
 
 import ast
