@@ -65,48 +65,41 @@ ANSWER_SETS = {
     },
 }
 
+# The layout users find their way by (DESIGN.md section 2): ml/ plain ML, lifecycle/ MLflow
+# only, pipelines/ thin ZenML steps, platform/ every ZenML or MLflow internal.
 PACKAGE_FILES = [
     "__init__.py",
     "__main__.py",
+    "app.py",
     "cli.py",
     "config.py",
-    "credentials.py",
     "errors.py",
-    "stack.py",
-    "tracker.py",
-    "zenml_server.py",
-    "data/__init__.py",
-    "data/drift.py",
-    "data/load.py",
-    "data/split.py",
-    "data/validate.py",
-    "evaluation/__init__.py",
-    "evaluation/metrics.py",
-    "evaluation/model_card.py",
-    "evaluation/plots.py",
-    "models/__init__.py",
-    "models/tuning.py",
+    "ml/__init__.py",
+    "ml/data.py",
+    "ml/drift.py",
+    "ml/features.py",
+    "ml/metrics.py",
+    "ml/model.py",
+    "ml/plots.py",
+    "ml/predictions.py",
+    "ml/tuning.py",
+    "lifecycle/__init__.py",
+    "lifecycle/aliases.py",
+    "lifecycle/gate.py",
+    "lifecycle/model_card.py",
+    "lifecycle/registration.py",
     "pipelines/__init__.py",
     "pipelines/batch_inference.py",
     "pipelines/deployment.py",
     "pipelines/training.py",
-    "preflight.py",
-    "registry/__init__.py",
-    "registry/gate.py",
-    "registry/promotion.py",
-    "registry/registration.py",
-    "serving/__init__.py",
-    "serving/client.py",
-    "serving/predictions.py",
-    "serving/remote.py",
-    "steps/__init__.py",
-    "steps/batch_inference.py",
-    "steps/data.py",
-    "steps/deployment.py",
-    "steps/evaluation.py",
-    "steps/promotion.py",
-    "steps/registration.py",
-    "steps/training.py",
+    "platform/credentials.py",
+    "platform/http_json.py",
+    "platform/model_server.py",
+    "platform/pipeline_runs.py",
+    "platform/scoring.py",
+    "platform/stack.py",
+    "platform/tracker.py",
+    "platform/zenml_server.py",
 ]
 PROJECT_FILES = [
     ".copier-answers.yml",
@@ -134,7 +127,6 @@ PROJECT_FILES = [
     "tests/test_model_card.py",
     "tests/test_plots.py",
     "tests/test_promotion.py",
-    "tests/test_remote.py",
     "tests/test_serving.py",
     "tests/test_stack.py",
     "tests/test_zenml_server.py",
@@ -151,8 +143,8 @@ CI_FILES = {
     "none": [],
 }
 FRAMEWORK_FILES = {
-    "sklearn": ["src/{package}/models/sklearn.py", "tests/test_model_sklearn.py"],
-    "tensorflow": ["src/{package}/models/keras.py", "tests/test_model_keras.py"],
+    "sklearn": ["src/{package}/ml/sklearn.py", "tests/test_model_sklearn.py"],
+    "tensorflow": ["src/{package}/ml/keras.py", "tests/test_model_keras.py"],
 }
 
 
@@ -184,7 +176,10 @@ def test_exact_file_set(rendered):
         answers["package_name"], answers["model_framework"], credentials, answers["ci_provider"]
     )
     expected |= {"stacks/remote-mlflow.yaml"} if answers["mlflow_tracking_uri"] else set()
-    expected |= {"stacks/production.yaml"} if answers["production_stack"] != "none" else set()
+    if answers["production_stack"] != "none":  # remote serving only where it can be used
+        package = answers["package_name"]
+        expected |= {"stacks/production.yaml", f"src/{package}/platform/remote.py"}
+        expected |= {"tests/test_remote.py"}
     assert files == expected
 
 
@@ -396,7 +391,7 @@ def test_makefile_has_the_documented_targets(rendered):
 
 def test_zenml_server_url_reaches_the_cli_and_make_setup(rendered):
     project, answers = rendered
-    module = (project / "src" / answers["package_name"] / "zenml_server.py").read_text()
+    module = (project / "src" / answers["package_name"] / "platform" / "zenml_server.py").read_text()
     assert f'SERVER_URL = "{answers["zenml_server_url"]}"\n' in module
     setup = (project / "Makefile").read_text().split("\nsetup:")[1].split("\n\n")[0]
     assert ("$(PACKAGE) login" in setup) == bool(answers["zenml_server_url"])
