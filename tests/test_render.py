@@ -391,7 +391,8 @@ def test_makefile_has_the_documented_targets(rendered):
 
 def test_zenml_server_url_reaches_the_cli_and_make_setup(rendered):
     project, answers = rendered
-    module = (project / "src" / answers["package_name"] / "platform" / "zenml_server.py").read_text()
+    platform = project / "src" / answers["package_name"] / "platform"
+    module = (platform / "zenml_server.py").read_text()
     assert f'SERVER_URL = "{answers["zenml_server_url"]}"\n' in module
     setup = (project / "Makefile").read_text().split("\nsetup:")[1].split("\n\n")[0]
     assert ("$(PACKAGE) login" in setup) == bool(answers["zenml_server_url"])
