@@ -480,7 +480,7 @@ def test_train_job_trains_with_the_secrets_and_writes_the_job_summary(
     client = MlflowClient(mlflow_auth_server.uri)
     version = client.get_model_version("ci_check", summary["version"])
     assert version.run_id == summary["mlflow_run_id"]
-    assert version.tags["gate.result"] == summary["verdict"]["result"]
+    assert version.tags["gate"] == summary["verdict"]["result"]
     markdown = result.summary
     assert markdown.startswith(f"### Trained ci_check v{summary['version']}: ")
     assert f"| MLflow run | {mlflow_auth_server.uri}/#/experiments/" in markdown

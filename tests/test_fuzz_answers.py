@@ -187,7 +187,7 @@ def test_a_fuzzed_answer_is_rejected_with_a_message_or_rendered_cleanly(outcomes
         for path in (project / folder).glob("*.yaml")
     }
     _answers_reach_the_stacks(configs, recorded)
-    server = ast.parse((project / "src" / package / "zenml_server.py").read_text())
+    server = ast.parse((project / "src" / package / "platform" / "zenml_server.py").read_text())
     assigned = {
         node.targets[0].id: node.value.value
         for node in server.body
@@ -222,7 +222,7 @@ def _answers_reach_the_stacks(configs: dict, recorded: dict) -> None:
 def _env_file_reads_back(project: Path, package: str, answers: dict) -> None:
     """The project's own .env reader gets back exactly the credentials typed at copy time."""
     read = (
-        f"import json; from {package}.credentials import read_env_file; "
+        f"import json; from {package}.platform.credentials import read_env_file; "
         "print(json.dumps(read_env_file(__import__('pathlib').Path('.env'))))"
     )
     result = subprocess.run(

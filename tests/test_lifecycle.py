@@ -94,7 +94,7 @@ def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_serve
     query = (
         "from zenml.client import Client; "
         "from zenml.artifacts.utils import load_artifact_visualization as load; "
-        f"run = Client().get_pipeline_run('{version.tags['zenml_pipeline_run']}'); "
+        f"run = Client().get_pipeline_run('{version.tags['zenml_pipeline_run_id']}'); "
         "html = run.steps['evaluate'].outputs['evaluation_report'][0]; "
         "card = run.steps['promote'].outputs['model_card'][0]; "
         "print(html.visualizations[0].type.value, load(html).value.count('data:image/png')); "
