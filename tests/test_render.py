@@ -403,3 +403,36 @@ def test_zenml_server_url_reaches_the_cli_and_make_setup(rendered):
     assert "## ZenML server" in readme and "zenml service-account create" in readme
     if answers["zenml_server_url"]:
         assert f"ZenML server **{answers['zenml_server_url']}**" in readme
+
+
+def _functions(tree):
+    import ast
+
+    return [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+
+
+def test_code_is_layered_small_and_its_cli_only_formats(rendered):
+    """ZenML only in pipelines/ and platform/; cli.py at most 350 lines; no function over 60
+    lines; every exception class in errors.py."""
+    import ast
+
+    project, answers = rendered
+    package = project / "src" / answers["package_name"]
+    assert len((package / "cli.py").read_text().splitlines()) <= 350
+    for path in package.rglob("*.py"):
+        where = path.relative_to(package).as_posix()
+        tree = ast.parse(path.read_text())
+        imported = [
+            alias.name if isinstance(node, ast.Import) else node.module or ""
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in getattr(node, "names", [])
+        ]
+        if not where.startswith(("pipelines/", "platform/")):
+            assert not [name for name in imported if name.startswith("zenml")], where
+        for function in _functions(tree):
+            length = function.end_lineno - function.lineno + 1
+            assert length <= 60, f"{where}: {function.name} is {length} lines"
+        classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+        errors = [c.name for c in classes if c.name.endswith(("Error", "Exception"))]
+        assert where == "errors.py" or not errors, f"{where} defines {errors}"

@@ -8,8 +8,10 @@ loadable from its creation; BaseService.from_json finds orphaned daemons by thei
 scoring_server.load_model_with_mlflow_config is how MLflow's own server loads a model.
 """
 
+import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -212,6 +214,10 @@ def start_model_server(config: MLFlowDeploymentConfig, timeout: int) -> LocalMod
     """What ZenML's `deploy_model` does (record the server, start it, record its state), with
     the quicker LocalModelServer."""
     point_mlflow_at_stack()  # the daemon inherits the tracker's URI and credentials from here
+    # MLflow starts its scoring server as `uvicorn` from PATH: make it this environment's.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
     config.root_runtime_path = MLFlowModelDeployer.get_active_model_deployer().local_path
     client, draft = Client(), LocalModelServer(uuid=uuid4(), config=config)
     record = client.zen_store.create_service(
