@@ -123,6 +123,7 @@ PROJECT_FILES = [
     "tests/test_drift.py",
     "tests/test_e2e.py",
     "tests/test_gate.py",
+    "tests/test_internals.py",
     "tests/test_metrics.py",
     "tests/test_model_card.py",
     "tests/test_plots.py",

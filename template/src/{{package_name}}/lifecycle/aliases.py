@@ -11,6 +11,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from ..errors import NoVersionError, ProjectError
+from ..platform.tracker import is_insert_race
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -83,7 +84,7 @@ def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None
             client.set_registered_model_alias(name, alias, str(version))
             return
         except MlflowException as error:
-            if attempt == 2 or "unique constraint" not in str(error).lower():
+            if attempt == 2 or not is_insert_race(error):
                 raise
             time.sleep(0.5)
 

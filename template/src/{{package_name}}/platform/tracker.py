@@ -164,6 +164,12 @@ def require_tracker(tracker: Tracker) -> None:
 
 # The cause in a requests/urllib3 error message: refused, reset, closed or cut off
 # mid-request, timed out.
+def is_insert_race(error: Exception) -> bool:
+    """Did MLflow's SQL store refuse an insert that a concurrent writer made first? (Matched
+    on the database's text: MLflow raises no dedicated error for it.)"""
+    return "unique constraint" in str(error).lower()
+
+
 LOST_REASON = (
     r"\[Errno -?\d+\] [^'\")]+|Connection (refused|reset by peer|aborted|broken: \w+)"
     r"|Remote end closed connection without response|timed out"
