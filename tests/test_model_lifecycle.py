@@ -314,6 +314,54 @@ def test_kubernetes_target_writes_an_image_of_the_champion_and_valid_manifests(
     assert broken.returncode != 0
 
 
+DERIVED_FEATURE = '    return frame.assign(area_ratio=frame["worst area"] / frame["mean area"])\n'
+
+
+def test_a_feature_added_in_features_py_is_computed_by_the_served_model(
+    project, mlflow_server, client
+):
+    """The extension point for feature engineering: one function in ml/features.py. The model
+    computes the feature itself, so serving, predict and batch-infer take the raw columns."""
+    features = project / "src" / PACKAGE / "ml" / "features.py"
+    original = features.read_text()
+    features.write_text(original.replace("    return frame\n", DERIVED_FEATURE))
+    try:
+        trained = run_cli(project, mlflow_server, "train").stdout
+        version = re.search(rf"model version: +{PACKAGE} v(\d+)", trained).group(1)
+        assert alias(client, "champion") == version, trained
+        url = endpoint_of(run_cli(project, mlflow_server, "deploy").stdout)
+        predicted = run_cli(project, mlflow_server, "predict").stdout.split()
+        batch = run_cli(project, mlflow_server, "batch-infer").stdout
+    finally:
+        features.write_text(original)
+    mlflow.set_tracking_uri(mlflow_server)
+    served = mlflow.pyfunc.load_model(f"models:/{PACKAGE}/{version}")
+    raw = list(load_breast_cancer(as_frame=True).feature_names)
+    assert served.metadata.get_input_schema().input_names() == raw  # callers send raw columns
+    model = mlflow.sklearn.load_model(f"models:/{PACKAGE}/{version}")
+    assert "numeric__area_ratio" in model.named_steps["preprocess"].get_feature_names_out()
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(5)
+    # A fresh process loads the version with the code it was logged with (this one has
+    # imported the package's modules of earlier versions).
+    load = (
+        "import json, sys, mlflow, pandas as pd; "
+        f"model = mlflow.pyfunc.load_model('models:/{PACKAGE}/{version}'); "
+        "rows = pd.read_json(sys.stdin, orient='split'); "
+        "print(json.dumps([int(p) for p in model.predict(rows)]))"
+    )
+    fresh = subprocess.run(
+        [sys.executable, "-c", load],
+        input=rows.to_json(orient="split", index=False),
+        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert served_predictions(url, rows) == json.loads(fresh.stdout.splitlines()[-1])
+    assert len(predicted) == len(served.input_example)
+    assert f"{PACKAGE} v{version}" in batch and "0 of 30 columns drifted" in batch
+
+
 def test_undeploy_leaves_no_process_behind(project, mlflow_server):
     url = endpoint_of(run_cli(project, mlflow_server, "status").stdout)
     port = url.split(":")[2].split("/")[0]

@@ -179,7 +179,11 @@ def test_exact_file_set(rendered):
     expected |= {"stacks/remote-mlflow.yaml"} if answers["mlflow_tracking_uri"] else set()
     if answers["production_stack"] != "none":  # remote serving only where it can be used
         package = answers["package_name"]
-        expected |= {"stacks/production.yaml", f"src/{package}/platform/remote.py"}
+        expected |= {
+            "stacks/production.yaml",
+            f"src/{package}/platform/remote.py",
+            f"src/{package}/platform/connectors.py",
+        }
         expected |= {"tests/test_remote.py"}
     assert files == expected
 

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 
 from conftest import TEMPLATE, run
 
-LAST_RELEASE = "v0.1.0"
+LAST_RELEASE = "v0.2.4"
 RELEASES = TEMPLATE / "tests" / "releases"
 MIGRATION = TEMPLATE / "migrations" / "v0_2_0_model_name.py"
 COPIER = str(Path(sys.executable).parent / "copier")
@@ -179,7 +179,8 @@ def test_migration_leaves_what_it_cannot_rewrite_safely_and_says_so(tmp_path, co
 
 TEAM_NOTES = "## Team notes\n\nAsk #fraud-ml before retraining.\n"
 README_LINE = "An ML project on [ZenML](https://docs.zenml.io) pipelines"
-USER_FILES = {
+PACKAGE = Path("src/fraud_detector")
+USER_FILES = {  # files of the user's own, in a folder the new layout no longer has
     "src/fraud_detector/steps/feature_report.py": '''\
 """Our own step: a per-feature summary of the training data."""
 
@@ -207,12 +208,37 @@ def test_one_row_per_feature():
 """,
     "docs/decisions.md": "# Decisions\n\n- 2026-11: the EU model gets its own name.\n",
 }
+MEDIAN, MEAN = (
+    'SimpleImputer(strategy="median")), ("scale"',
+    'SimpleImputer(strategy="mean")), ("scale"',
+)
 
 
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert text.count(old) == 1, f"{old!r} in {path}"
     path.write_text(text.replace(old, new))
+
+
+def user_edits(project: Path) -> None:
+    """What a user does with a 0.2.4 project: a hyperparameter, the model's name, a config of
+    their own, the model file, a data module, a step and its test, README notes, a new file."""
+    training, small = project / "configs" / "training.yaml", project / "configs" / "small.yaml"
+    edit(training, "    C: 1.0\n", "    C: 0.5\n")
+    for name in ("training.yaml", "deployment.yaml", "batch_inference.yaml"):
+        edit(project / "configs" / name, "model_name: fraud_detector\n", "model_name: fraud_eu\n")
+    small.write_text(training.read_text().replace("    C: 0.5\n", "    C: 0.1\n"))
+    edit(project / PACKAGE / "models" / "sklearn.py", MEDIAN, MEAN)  # moves to ml/sklearn.py
+    load = project / PACKAGE / "data" / "load.py"  # merged into ml/data.py: no single new home
+    load.write_text(load.read_text() + "\n\n# Ours: the EU extract is loaded from here.\n")
+    readme = project / "README.md"
+    edit(readme, README_LINE, f"Our fraud model for the EU. {README_LINE}")
+    # A section of the team's own, before the template's first section (the end of the README
+    # is where the template adds things: an edit there would conflict, rightly).
+    edit(readme, "\n## Quick start\n", f"\n{TEAM_NOTES}\n## Quick start\n")
+    for name, content in USER_FILES.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(content)
 
 
 @pytest.mark.lifecycle
@@ -227,67 +253,41 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     copier.run_copy(str(repo), project, data=answers, defaults=True, vcs_ref=LAST_RELEASE)
     git(project, "init", "-q")
     commit(project, "Generated from the template")
-
-    # What a user does with the project: a hyperparameter, the model's name, a config of their
-    # own, a step and its test, README notes, a new file.
-    training, small = project / "configs" / "training.yaml", project / "configs" / "small.yaml"
-    edit(training, "    C: 1.0\n", "    C: 0.5\n")
-    for name in ("training.yaml", "deployment.yaml", "batch_inference.yaml"):
-        edit(project / "configs" / name, "model_name: fraud_detector\n", "model_name: fraud_eu\n")
-    small.write_text(
-        training.read_text()
-        .replace("    C: 0.5\n", "    C: 0.1\n")
-        .replace("  model_name: fraud_eu\n", "  # quick checks\n  model_name: fraud_small\n")
-    )
-    small_before = small.read_text()
-    readme = project / "README.md"
-    edit(readme, README_LINE, f"Our fraud model for the EU. {README_LINE}")
-    # A section of the team's own, before the template's first section (the end of the README
-    # is where the template adds things: an edit there would conflict, rightly).
-    edit(readme, "\n## Quick start\n", f"\n{TEAM_NOTES}\n## Quick start\n")
-    for name, content in USER_FILES.items():
-        (project / name).parent.mkdir(parents=True, exist_ok=True)
-        (project / name).write_text(content)
+    user_edits(project)
+    load_before = (project / PACKAGE / "data" / "load.py").read_text()
     commit(project, "Our changes")
 
-    # 1. Projects made with 0.1.0 have no `make update` yet: the CHANGELOG's copier command.
-    result = run([COPIER, "update", "--trust", "--skip-answered", "--defaults"], cwd=project)
+    # 1. The update to the new layout, as `make update` runs it.
+    result = make(project, "update")
     log = result.stdout + result.stderr
-
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert answers["_commit"] == release
-    # The migration ran once, over the template's config and the user's own.
-    assert log.count("/migrations/v0_2_0_model_name.py") == 1
-    assert log.count("migration 0.2.0: ") == 2
-    assert "migration 0.2.0: configs/small.yaml: `registry.model_name` -> `model_name`" in log
-    assert small.read_text() == small_before.replace(
-        "registry:\n  # Name of the model in the MLflow Model Registry and the ZenML Model "
-        "Control Plane.\n  # quick checks\n  model_name: fraud_small\n",
-        "# Name of the model in the MLflow Model Registry and the ZenML Model Control Plane.\n"
-        "# quick checks\nmodel_name: fraud_small\n",
-    )
-    # The user renamed the model on the line the release moved: a conflict, marked, not lost.
-    assert git(project, "diff", "--name-only", "--diff-filter=U").split() == [
-        "configs/training.yaml"
-    ]
-    assert conflict("model_name: fraud_eu", "model_name: fraud_detector") in training.read_text()
+    assert result.returncode == 0, log
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == release
+    # The layout migration ran once, before and after the merge, and said what it did per file.
+    assert log.count("/migrations/v0_3_0_layout.py") == 2
+    assert log.count("migration 0.3.0: ") == 2, log
+    moved = f"{PACKAGE}/models/sklearn.py -> {PACKAGE}/ml/sklearn.py: your changes merged"
+    assert f"migration 0.3.0: {moved}" in log
+    assert f"migration 0.3.0: {PACKAGE}/data/load.py: kept with your changes" in log
+    assert "No conflicts." in result.stdout
+    # The model file's change is in its new home, next to what the release brings there.
+    model = (project / PACKAGE / "ml" / "sklearn.py").read_text()
+    assert MEAN in model and MEDIAN not in model and "FunctionTransformer(add_features)" in model
+    assert not (project / PACKAGE / "models").exists()  # the template's old modules are gone
+    assert (project / PACKAGE / "data" / "load.py").read_text() == load_before
+    # The other edits are all there.
+    training = project / "configs" / "training.yaml"
     assert "    C: 0.5\n" in training.read_text()
-    # The other edits are all there, next to what the release brings.
-    text = readme.read_text()
+    for name in ("training.yaml", "deployment.yaml", "batch_inference.yaml", "small.yaml"):
+        assert "model_name: fraud_" in (project / "configs" / name).read_text()
+    text = (project / "README.md").read_text()
     assert f"Our fraud model for the EU. {README_LINE}" in text
     assert f"\n{TEAM_NOTES}\n## Quick start\n" in text
-    assert "## Updating from the template" in text
     for name, content in USER_FILES.items():
         assert (project / name).read_text() == content
-    for name in ("deployment.yaml", "batch_inference.yaml"):
-        assert "model_name: fraud_eu\n" in (project / "configs" / name).read_text()
-    assert "\nupdate: uv ##" in (project / "Makefile").read_text()
-    assert "model_name: str" in (project / "src/fraud_detector/config.py").read_text()
-
-    assert keep_ours(training) == 1
     commit(project, "Update from the template")
 
     # 2. `make update` wants a clean tree, and changes nothing then.
+    readme = project / "README.md"
     readme.write_text(readme.read_text() + "Work in progress.\n")
     dirty = make(project, "update")
     assert dirty.returncode != 0
@@ -300,7 +300,7 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"Updated to template {release}." in again.stdout
     assert "No conflicts." in again.stdout
-    assert "v0_2_0_model_name.py" not in again.stdout + again.stderr  # guarded by version
+    assert "v0_3_0_layout.py" not in again.stdout + again.stderr  # guarded by version
     assert git(project, "status", "--porcelain") == ""  # a second update is a no-op
 
     # 3. A later release changes the hyperparameter the user changed: `make update` says so.
@@ -320,7 +320,7 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     commit(project, "Update to the later release")
 
     # 4. The updated project installs, lints, passes its tests (the user's too) and trains with
-    # the user's hyperparameter and model name.
+    # the user's hyperparameter, model name and imputation.
     run(["make", "setup"], cwd=project, timeout=1200)
     run(["make", "lint"], cwd=project)
     tests = run([".venv/bin/pytest", "-m", "not e2e", "-v"], cwd=project, timeout=1200).stdout
@@ -331,6 +331,29 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     client = MlflowClient(f"sqlite:///{project / '.zenml-artifacts' / 'mlflow.db'}")
     (registered,) = client.search_model_versions("name='fraud_eu'")
     assert client.get_run(registered.run_id).data.params["params.C"] == "0.5"
+
+
+def test_the_layout_migration_has_a_home_for_every_moved_module(template):
+    """Every 0.2.x module it names exists in 0.2.4, and its new home in this release."""
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    spec = spec_from_file_location("layout", TEMPLATE / "migrations" / "v0_3_0_layout.py")
+    layout = module_from_spec(spec)
+    spec.loader.exec_module(layout)
+    with tarfile.open(RELEASES / f"{LAST_RELEASE}.tar.gz") as release:
+        shipped = {
+            re.sub(r"\{%.*?%\}", "", name.split("{{package_name}}/", 1)[1]).removesuffix(".jinja")
+            for name in release.getnames()
+            if "{{package_name}}/" in name
+        }
+    package = TEMPLATE / "template" / "src" / "{{package_name}}"
+    here = {
+        re.sub(r"\{%.*?%\}", "", path.relative_to(package).as_posix()).removesuffix(".jinja")
+        for path in package.rglob("*")
+    }
+    for old, new in layout.MOVED.items():
+        assert old in shipped and old not in here, old
+        assert new in here, new
 
 
 def test_update_neither_asks_for_secrets_again_nor_touches_env(template, tmp_path):

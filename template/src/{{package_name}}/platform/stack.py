@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_STACK, find_project_root, load_yaml
 from ..errors import StackError
-from .credentials import credentials_for, environment_values, tracker_settings
+from .credentials import credentials_for, tracker_settings
 from .tracker import Tracker, embedded_tracking_uri, is_remote
 
 if TYPE_CHECKING:  # ZenML is imported where it is used: reading a stack file needs none of it
@@ -123,99 +123,6 @@ def _sync_secret(client: Client, name: str, values: dict[str, str], apply: bool)
     return f"update secret {name}"
 
 
-def _connector_settings(spec: dict[str, Any], root: Path) -> tuple[dict[str, Any], list[str]]:
-    """The connector's configuration with its values from the environment or .env, and the
-    names of the variables that are not set."""
-    connector = spec["service_connector"]
-    wanted = dict(connector.get("from_environment") or {})
-    found = environment_values(root, wanted.values())
-    configuration = dict(connector.get("configuration") or {})
-    configuration.update({key: found[env] for key, env in wanted.items() if env in found})
-    return configuration, [env for env in wanted.values() if env not in found]
-
-
-def _sync_connector(client: Client, spec: dict[str, Any], root: Path, apply: bool):
-    """Create or update the stack's service connector; returns (change, connector id).
-
-    Credentials are not verified here (that needs the cloud): `zenml service-connector verify`.
-    """
-    connector = spec["service_connector"]
-    name, connector_type = connector["name"], connector["type"]
-    auth_method = connector["auth_method"]
-    configuration, missing = _connector_settings(spec, root)
-    existing = _registered_connector(client, spec, missing)
-    if existing is not None and (missing or _same_connector(existing, connector, configuration)):
-        return None, existing.id  # unchanged, or kept as registered (e.g. by a teammate)
-    if not apply:
-        verb = "create" if existing is None else "update"
-        return f"{verb} service connector {name} ({connector_type}, {auth_method})", None
-    _require_connector_type(client, connector_type)
-    if existing is None:
-        created, _ = client.create_service_connector(
-            name=name,
-            connector_type=connector_type,
-            auth_method=auth_method,
-            configuration=configuration,
-            verify=False,
-            list_resources=False,
-        )
-        return f"create service connector {name} ({connector_type}, {auth_method})", created.id
-    client.update_service_connector(
-        name,
-        auth_method=auth_method,
-        configuration=configuration,
-        verify=False,
-        list_resources=False,
-    )
-    return f"update service connector {name} ({connector_type}, {auth_method})", existing.id
-
-
-def _registered_connector(client: Client, spec: dict[str, Any], missing: list[str]):
-    """The connector as registered, or None; without it, the credentials must be at hand."""
-    name = spec["service_connector"]["name"]
-    try:
-        return client.get_service_connector(
-            name, allow_name_prefix_match=False, expand_secrets=True
-        )
-    except KeyError:
-        if missing:
-            raise StackError(
-                f"service connector {name} needs {', '.join(missing)} in the environment or "
-                ".env (see .env.example)"
-            ) from None
-        return None
-
-
-def _same_connector(existing, connector: dict[str, Any], configuration: dict[str, Any]) -> bool:
-    current = existing.configuration.plain
-    return (
-        existing.type == connector["type"]
-        and existing.auth_method == connector["auth_method"]
-        and all(str(current.get(key)) == str(value) for key, value in configuration.items())
-    )
-
-
-def _require_connector_type(client: Client, connector_type: str) -> None:
-    available = [t.connector_type for t in client.zen_store.list_service_connector_types()]
-    if connector_type not in available:
-        raise StackError(
-            f"ZenML cannot create '{connector_type}' service connectors in this environment: "
-            "install the cloud extras with `make setup-production` (uv sync --extra production)"
-        )
-
-
-def _resource_id(component_type: StackComponentType, configuration: dict[str, Any]) -> str | None:
-    """What the connector gives this component access to: a bucket, a registry, a region."""
-    from zenml.enums import StackComponentType
-
-    if component_type == StackComponentType.ARTIFACT_STORE:
-        scheme, _, rest = configuration["path"].partition("://")
-        return f"{scheme}://{rest.split('/')[0]}"
-    if component_type == StackComponentType.CONTAINER_REGISTRY:
-        return configuration["uri"]
-    return configuration.get("region") or configuration.get("project")
-
-
 def _validated(
     client: Client,
     component_type: StackComponentType,
@@ -266,7 +173,11 @@ def _sync_component(
     name, flavor = spec["name"], spec["flavor"]
     configuration = _validated(client, component_type, spec, secret)
     link = spec.get("connector") and connector_id
-    resource_id = _resource_id(component_type, configuration) if link else None
+    resource_id = None
+    if link:
+        from .connectors import resource_id_for
+
+        resource_id = resource_id_for(component_type, configuration)
     try:
         existing = client.get_stack_component(component_type, name, allow_name_prefix_match=False)
     except KeyError:
@@ -329,13 +240,17 @@ def register_stack(
         changes.append(f"initialize ZenML repository in {root}")
     client = Client()
     if spec.get("service_connector"):  # missing cloud credentials: stop before any change
-        _registered_connector(client, spec, _connector_settings(spec, root)[1])
+        from .connectors import registered_connector
+
+        registered_connector(client, spec, root)
     # The secret first: the tracker's configuration refers to it.
     change = _sync_secret(client, secret_name(spec), spec.get("secret") or {}, apply)
     changes += [change] if change else []
     connector_id = None
     if spec.get("service_connector"):
-        change, connector_id = _sync_connector(client, spec, root, apply)
+        from .connectors import sync_connector
+
+        change, connector_id = sync_connector(client, spec, root, apply)
         changes += [change] if change else []
     components = {}
     for type_name, component in spec["components"].items():
