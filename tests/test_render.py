@@ -238,7 +238,7 @@ def test_pyproject_describes_the_package(rendered):
     assert pyproject["project"]["scripts"] == {package: f"{package}.cli:main"}
     assert pyproject["project"]["authors"][0]["name"] == answers["author_name"]
     dependencies = pyproject["project"]["dependencies"]
-    assert "zenml[local]==0.98.*" in dependencies and "mlflow>=3,<4" in dependencies
+    assert "zenml[local]==0.98.*" in dependencies and "mlflow>=3.17,<3.18" in dependencies
     assert {"rich>=13", "matplotlib>=3.8", "scipy>=1.11"} <= set(dependencies)
     tensorflow = [d for d in dependencies if d.startswith(("tensorflow", "keras"))]
     if answers["model_framework"] == "tensorflow":

@@ -21,8 +21,9 @@ SKLEARN_PREFIX = "sklearn:"
 
 
 def load_dataset(source: str) -> pd.DataFrame:
-    """`sklearn:<name>` loads a bundled dataset (target column `target`); anything else is a
-    path to a CSV file with a header row."""
+    """CUSTOMIZE: the data source (`data.source` in configs/training.yaml). `sklearn:<name>`
+    loads a bundled dataset (target column `target`); anything else is a CSV file with a
+    header row."""
     if source.startswith(SKLEARN_PREFIX):
         name = source.removeprefix(SKLEARN_PREFIX)
         if name not in BUNDLED_DATASETS:

@@ -11,7 +11,8 @@ from . import METRIC_NAMES
 def classification_metrics(
     y_true: Sequence, y_pred: Sequence, probabilities: np.ndarray, classes: Sequence
 ) -> dict[str, float]:
-    """Binary targets score the second class as positive; multiclass targets use macro averages.
+    """CUSTOMIZE: the metrics (add a name to METRIC_NAMES too). Binary targets score the
+    second class as positive; multiclass targets use macro averages.
 
     `probabilities` has one column per entry of `classes`, in that order.
     """

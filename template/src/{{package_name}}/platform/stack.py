@@ -263,7 +263,12 @@ def register_stack(
         changes += [change] if change else []
         components[component_type] = component["name"]
 
-    stack_name = spec["name"]
+    return changes + _sync_stack(client, spec["name"], components, apply)
+
+
+def _sync_stack(client: Client, stack_name: str, components: dict, apply: bool) -> list[str]:
+    """Create or update the stack from its components, and activate it."""
+    changes = []
     try:
         existing = client.get_stack(stack_name, allow_name_prefix_match=False)
     except KeyError:
