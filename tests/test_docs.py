@@ -46,7 +46,7 @@ ANSWER_SETS = {
         "project_name": "credit-risk",
         "package_name": "credit_risk_v2",
         "model_framework": "tensorflow",
-        "mlflow_tracking_uri": "http://127.0.0.1:5000",
+        "mlflow_tracking_uri": "http://10.0.0.5:5000",
         "mlflow_auth": "token",
         "production_stack": "vertex",
         "gcp_project": "credit-risk-prod",

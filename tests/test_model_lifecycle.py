@@ -39,11 +39,13 @@ def project(tmp_path_factory, mlflow_server) -> Path:
     project = render(
         workdir / "churn",
         project_name="Churn Guard",
-        mlflow_tracking_uri=mlflow_server,
+        # A production stack needs a tracker its cloud can reach (a loopback answer is refused);
+        # every command here is pointed at the local test server by MLFLOW_TRACKING_URI.
+        mlflow_tracking_uri="https://mlflow.team.example.com",
         production_stack="kubernetes",  # for the `deploy --target kubernetes` test
         hyperparameter_tuning=True,
     )
-    run(["make", "setup"], cwd=project)
+    run(["make", "setup"], cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
     for mode in ("enforce", "dry_run"):  # a deliberately worse model, judged in each mode
         config = (project / "configs" / "training.yaml").read_text().split("\ntuning:")[0]
         config = re.sub(r"\nmodel:\n(  .*\n)+", WORSE_MODEL, config)

@@ -1,9 +1,11 @@
 """Every question with rules rejects bad answers with a message that says what is wrong."""
 
+import re
+
 import pytest
 import yaml
 
-from conftest import render
+from conftest import TEMPLATE, render
 
 PRODUCTION = {"mlflow_tracking_uri": "https://mlflow.example.com", "production_stack": "kubernetes"}
 VERTEX = {**PRODUCTION, "production_stack": "vertex"}
@@ -108,6 +110,10 @@ SAGEMAKER = {**PRODUCTION, "production_stack": "sagemaker"}
         ),
         (
             {**AZURE, "container_registry_uri": "myregistry.azurecr.com"},
+            "must be an Azure registry",
+        ),
+        (
+            {**AZURE, "container_registry_uri": "myregistry.azurecr.io/"},
             "must be an Azure registry",
         ),
         ({**AZURE, "artifact_store_uri": "az://my.container"}, "invalid bucket name"),
@@ -272,3 +278,76 @@ def test_production_defaults_are_consistent_with_the_cloud(tmp_path):
     assert recorded["artifact_store"] == "gcs"
     assert recorded["artifact_store_uri"] == "gs://fraud-detector-zenml-artifacts"
     assert recorded["container_registry_uri"] == "europe-west4-docker.pkg.dev/acme-ml/zenml"
+
+
+LOOPBACK = "mlflow_tracking_uri: a production stack runs its steps off this machine"
+
+
+@pytest.mark.parametrize(
+    ("uri", "stack"),
+    [
+        ("http://127.0.0.1:5000", "kubernetes"),
+        ("http://127.1.2.3:5000/mlflow", "sagemaker"),
+        ("http://localhost:5000", "vertex"),
+        ("https://LOCALHOST.", "kubernetes"),
+        ("http://mlflow.localhost", "kubernetes"),
+        ("http://[::1]:8080", "kubernetes"),
+        ("http://[0:0:0:0:0:0:0:1]", "sagemaker"),
+        ("http://[::ffff:127.0.0.1]:5000", "vertex"),
+    ],
+)
+def test_a_loopback_tracker_with_a_production_stack_is_rejected(tmp_path, uri, stack):
+    with pytest.raises(ValueError, match=re.escape(LOOPBACK)) as error:
+        render(tmp_path / "project", mlflow_tracking_uri=uri, production_stack=stack)
+    assert str(error.value).startswith("Validation error for question 'production_stack': ")
+    assert str(error.value).endswith("use the tracker's network address")
+    assert not (tmp_path / "project" / "pyproject.toml").exists()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://mlflow.example.com",
+        "http://mlflow-svc.ml.svc.cluster.local:5000",
+        "http://10.0.0.5:5000",
+        "http://128.0.0.1",
+        "http://localhost.example.com",
+        "http://[fd00::1]:8080/mlflow",
+    ],
+)
+def test_a_network_tracker_with_a_production_stack_is_accepted(tmp_path, uri):
+    project = render(tmp_path / "project", mlflow_tracking_uri=uri, production_stack="kubernetes")
+    assert f'tracking_uri: "{uri}"' in (project / "stacks" / "production.yaml").read_text()
+    assert not (project / "validators.jinja").exists()  # the macros stay in the template
+
+
+MACROS = TEMPLATE / "validators.jinja"
+URL_VALIDATORS = {
+    "mlflow_tracking_uri": "http_url",
+    "zenml_server_url": "http_url",
+    "artifact_store_uri": "bucket_uri",
+    "container_registry_uri": "registry_uri",
+    "production_stack": "loopback_url",
+}
+
+
+@pytest.mark.parametrize("path", [TEMPLATE / "copier.yml", MACROS], ids=lambda p: p.name)
+def test_no_line_is_over_120_characters(path):
+    long = [n for n, line in enumerate(path.read_text().splitlines(), 1) if len(line) > 120]
+    assert long == [], f"{path.name}: lines over 120 characters: {long}"
+
+
+def test_url_validation_lives_in_one_macro_file():
+    questions = yaml.safe_load((TEMPLATE / "copier.yml").read_text())
+    macros = MACROS.read_text()
+    for name, macro in URL_VALIDATORS.items():
+        validator = questions[name]["validator"]
+        assert f'{{%- from "validators.jinja" import {macro} -%}}' in validator, name
+        assert f"{macro}(" in validator.split("-%}", 1)[1], name
+    for macro in set(URL_VALIDATORS.values()):
+        assert len(re.findall(rf"{{%- macro {macro}\(", macros)) == 1, macro
+    # No validator parses a URL or holds the URL characters on its own any more.
+    for name, spec in questions.items():
+        validator = spec.get("validator", "") if isinstance(spec, dict) else ""
+        for fragment in ('partition("://")', "netloc", "url_characters", "0123456789-._~"):
+            assert fragment not in validator, (name, fragment)
