@@ -105,27 +105,18 @@ def merge_into(home: Path, ours: Path, base: Path) -> int:
     """Three-way merge of the user's change into `home` (the new template's file); returns the
     number of conflicts, recorded in the index as Copier records its own."""
     theirs = home.read_text()
-    merged = Path(tempfile.mkdtemp()) / home.name
-    shutil.copy2(ours, merged)
-    with tempfile.NamedTemporaryFile("w", suffix=home.suffix) as template:
-        template.write(theirs)
-        template.flush()
-        result = subprocess.run(
-            ["git", "merge-file", *MARKERS, str(merged), str(base), template.name],
-            capture_output=True,
-        )
-    conflicts = max(result.returncode, 0)
-    home.write_text(merged.read_text())
+    with tempfile.TemporaryDirectory() as scratch:
+        merged, template = Path(scratch, "ours"), Path(scratch, "theirs")
+        shutil.copy2(ours, merged)
+        template.write_text(theirs)
+        command = ["git", "merge-file", *MARKERS, str(merged), str(base), str(template)]
+        conflicts = max(subprocess.run(command, capture_output=True).returncode, 0)
+        home.write_text(merged.read_text())
     if conflicts:
-        blobs = [git("hash-object", "-w", "--", str(path)).strip() for path in (base, ours)]
-        new = git("hash-object", "-w", "--stdin", input=theirs).strip()
-        mode = "100644"
-        git(
-            "update-index",
-            "--index-info",
-            input=f"0 {'0' * 40}\t{home}\n{mode} {blobs[0]} 1\t{home}\n"
-            f"{mode} {blobs[1]} 2\t{home}\n{mode} {new} 3\t{home}\n",
-        )
+        stages = [git("hash-object", "-w", "--", str(path)).strip() for path in (base, ours)]
+        stages.append(git("hash-object", "-w", "--stdin", input=theirs).strip())
+        entries = "".join(f"100644 {blob} {n}\t{home}\n" for n, blob in enumerate(stages, 1))
+        git("update-index", "--index-info", input=f"0 {'0' * 40}\t{home}\n{entries}")
     return conflicts
 
 

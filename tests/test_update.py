@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from importlib.util import module_from_spec, spec_from_file_location
 from pathlib import Path
 
 import copier
@@ -333,13 +334,16 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     assert client.get_run(registered.run_id).data.params["params.C"] == "0.5"
 
 
-def test_the_layout_migration_has_a_home_for_every_moved_module(template):
-    """Every 0.2.x module it names exists in 0.2.4, and its new home in this release."""
-    from importlib.util import module_from_spec, spec_from_file_location
-
+def load_layout_migration():
     spec = spec_from_file_location("layout", TEMPLATE / "migrations" / "v0_3_0_layout.py")
     layout = module_from_spec(spec)
     spec.loader.exec_module(layout)
+    return layout
+
+
+def test_the_layout_migration_has_a_home_for_every_moved_module():
+    """Every 0.2.x module it names exists in 0.2.4, and its new home in this release."""
+    layout = load_layout_migration()
     with tarfile.open(RELEASES / f"{LAST_RELEASE}.tar.gz") as release:
         shipped = {
             re.sub(r"\{%.*?%\}", "", name.split("{{package_name}}/", 1)[1]).removesuffix(".jinja")
@@ -354,6 +358,24 @@ def test_the_layout_migration_has_a_home_for_every_moved_module(template):
     for old, new in layout.MOVED.items():
         assert old in shipped and old not in here, old
         assert new in here, new
+
+
+def test_the_layout_migration_marks_a_conflicting_change_as_copier_does(tmp_path, monkeypatch):
+    """A user's change to a line the new release also changed: both kept, marked, unmerged."""
+    layout = load_layout_migration()
+    git(tmp_path, "init", "-q")
+    home = tmp_path / "sklearn.py"
+    home.write_text("a = 1\nstrategy = 'most_frequent'\nb = 2\n")  # the new release's file
+    commit(tmp_path, "the new release")
+    base, ours = tmp_path / "base.py", tmp_path / "ours.py"
+    base.write_text("a = 1\nstrategy = 'median'\nb = 2\n")
+    ours.write_text("a = 1\nstrategy = 'mean'\nb = 2\n")
+    monkeypatch.chdir(tmp_path)
+
+    assert layout.merge_into(Path("sklearn.py"), ours, base) == 1
+
+    assert conflict("strategy = 'mean'", "strategy = 'most_frequent'") in home.read_text()
+    assert git(tmp_path, "diff", "--name-only", "--diff-filter=U").split() == ["sklearn.py"]
 
 
 def test_update_neither_asks_for_secrets_again_nor_touches_env(template, tmp_path):
