@@ -1,13 +1,16 @@
 """The validation gate: may a challenger replace the champion? `judge` is pure logic;
-`run_gate` scores the champion on the same held-out data and moves the aliases."""
+`run_gate` checks that both solve the same problem, scores the champion on the same held-out
+data and moves the aliases."""
 
 import pandas as pd
 from mlflow import MlflowClient
 from pydantic import BaseModel, Field, computed_field
+from sklearn.base import is_classifier
 
-from ..config import PromotionConfig
-from ..ml.metrics import evaluate_classifier
-from ..ml.model import as_classifier, load_model
+from ..config import DataConfig, PromotionConfig
+from ..ml import improvement
+from ..ml.metrics import evaluate
+from ..ml.model import load_model
 from .aliases import CHALLENGER, CHAMPION, set_alias, set_champion, version_by_alias
 
 
@@ -24,6 +27,8 @@ class Verdict(BaseModel):
     # The champion it was compared with, scored on the same held-out data (none at first).
     champion_version: str | None = None
     champion_metrics: dict[str, float] = Field(default_factory=dict)
+    # How this version's problem differs from the champion's (task, labels, input columns).
+    schema_changes: list[str] = Field(default_factory=list)
     model_card: str | None = None  # the card's URI, once published
 
     @computed_field
@@ -49,13 +54,16 @@ def _checks(
     for name, minimum in promotion.min_metrics.items():
         ok = challenger[name] >= minimum
         checks.append(f"{'ok' if ok else 'FAILED'}: {name} {challenger[name]:.4f} >= {minimum:.4f}")
+    for name, maximum in promotion.max_metrics.items():
+        ok = challenger[name] <= maximum
+        checks.append(f"{'ok' if ok else 'FAILED'}: {name} {challenger[name]:.4f} <= {maximum:.4f}")
     if champion is None:
-        return [*checks, "ok: no champion yet, so no comparison"]
+        return [*checks, "ok: no champion to compare with"]
     for name, needed in promotion.min_improvement.items():
-        gain = challenger[name] - champion[name]
+        gain = improvement(name, challenger[name], champion[name])
         checks.append(
             f"{'ok' if gain >= needed else 'FAILED'}: {name} {challenger[name]:.4f} vs "
-            f"champion {champion[name]:.4f} ({gain:+.4f}, needs {needed:+.4f})"
+            f"champion {champion[name]:.4f} ({gain:+.4f} better, needs {needed:+.4f})"
         )
     return checks
 
@@ -65,35 +73,94 @@ def judge(
     challenger: dict[str, float],
     champion: tuple[str, dict[str, float]] | None = None,
     forced: bool = False,
+    schema_changes: list[str] | None = None,
 ) -> Verdict:
     """Apply the thresholds in `promotion:` to held-out metrics. `champion` is (version,
-    its metrics on the same data), or None when there is none yet: then only the absolute
-    minimums apply. In dry_run the verdict is reported and the challenger promoted anyway."""
+    its metrics on the same data), or None when there is none yet (or it solves another
+    problem): then only the absolute thresholds apply. In dry_run the verdict is reported and
+    the challenger promoted anyway. A changed problem (`schema_changes`) is never promoted
+    unless forced or allowed (promotion.allow_schema_change)."""
     mode = "forced" if forced else promotion.mode
+    changes = list(schema_changes or [])
     if mode in ("disabled", "forced"):
         checks = [f"gate skipped ({mode})"]
     else:
-        checks = _checks(promotion, challenger, champion[1] if champion else None)
+        checks = _checks(promotion, challenger, champion[1] if champion and not changes else None)
+    if changes:
+        allowed = forced or promotion.allow_schema_change
+        checks.append(
+            f"{'ok' if allowed else 'FAILED'}: the problem changed since the champion "
+            f"({'; '.join(changes)})"
+            + ("" if allowed else ": set promotion.allow_schema_change or promote --force")
+        )
     passed = not any(check.startswith("FAILED") for check in checks)
+    blocked = bool(changes) and not (forced or promotion.allow_schema_change)
     return Verdict(
         mode=mode,
         passed=passed,
-        promote=passed or mode == "dry_run",
+        promote=passed or (mode in ("dry_run", "disabled") and not blocked),
         checks=checks,
         metrics=challenger,
         champion_version=champion[0] if champion else None,
-        champion_metrics=champion[1] if champion else {},
+        champion_metrics=champion[1] if champion and not changes else {},
+        schema_changes=changes,
     )
 
 
-def held_out_scorer(test_set: pd.DataFrame, target: str, labels: list):
-    """Score any registered version (`model_uri -> metrics`) on exactly this held-out data."""
-    features, y = test_set.drop(columns=[target]), test_set[target]
+def problem_of(model) -> dict:
+    """What a fitted model solves: its task, its classes and the raw columns it takes."""
+    classifier = is_classifier(model)
+    return {
+        "task": "classification" if classifier else "regression",
+        "labels": [str(label) for label in model.classes_] if classifier else [],
+        "inputs": [str(column) for column in getattr(model, "feature_names_in_", [])],
+    }
 
-    def score(model_uri: str) -> dict[str, float]:
-        return evaluate_classifier(as_classifier(load_model(model_uri), labels), features, y)
 
-    return score
+def schema_changes(new: dict, old: dict) -> list[str]:
+    """How `new`'s problem differs from `old`'s, one phrase per difference."""
+    changes = []
+    if new["task"] != old["task"]:
+        changes.append(f"task {old['task']} -> {new['task']}")
+    elif new["labels"] != old["labels"]:
+        changes.append(f"labels {old['labels']} -> {new['labels']}")
+    added = [column for column in new["inputs"] if column not in old["inputs"]]
+    removed = [column for column in old["inputs"] if column not in new["inputs"]]
+    if added or removed:
+        changes.append(f"input columns added {added}, removed {removed}")
+    return changes
+
+
+class HeldOut:
+    """The held-out split every version is judged on (models loaded once per URI)."""
+
+    def __init__(self, test_set: pd.DataFrame, data: DataConfig) -> None:
+        self.features, self.y = test_set.drop(columns=[data.target]), test_set[data.target]
+        self.data = data
+        self._models: dict[str, object] = {}
+
+    def model(self, model_uri: str):
+        if model_uri not in self._models:
+            self._models[model_uri] = load_model(model_uri)
+        return self._models[model_uri]
+
+    def score(self, model_uri: str) -> dict[str, float]:
+        model = self.model(model_uri)
+        return evaluate(model, self.features, self.y, self.data.task, self.data.average)
+
+    def problem(self, model_uri: str) -> dict:
+        return problem_of(self.model(model_uri))
+
+
+def _compared(held_out: HeldOut, candidate: str, champion: str) -> tuple[dict | None, list[str]]:
+    """The champion's metrics on the held-out data, or the reasons it cannot be compared."""
+    try:
+        old = held_out.problem(champion)
+    except Exception as error:  # e.g. logged by an older template whose classes are gone
+        version = champion.rsplit("/", 1)[-1]
+        return None, [f"champion v{version} does not load with this code ({type(error).__name__})"]
+    changes = schema_changes(held_out.problem(candidate), old)
+    return (None, changes) if changes else (held_out.score(champion), [])
 
 
 def run_gate(
@@ -101,21 +168,23 @@ def run_gate(
     name: str,
     version: str,
     metrics: dict[str, float],
-    score,
+    held_out: HeldOut,
     promotion: PromotionConfig,
     forced: bool = False,
     mark_challenger: bool = True,
 ) -> Verdict:
-    """Judge `version` against the current champion (scored by `score(model_uri)`), then
-    move the aliases: `challenger` to this version, `champion` if it passes."""
+    """Judge `version` against the current champion (both on `held_out`), then move the
+    aliases: `challenger` to this version, `champion` if it passes."""
     version = str(version)
     if mark_challenger:
         set_alias(client, name, CHALLENGER, version)
     current = version_by_alias(client, name, CHAMPION)
-    champion = None
+    champion, changes = None, []
     if current and str(current.version) != version:  # int from sqlite stores, str over REST
-        champion = (str(current.version), score(f"models:/{name}/{current.version}"))
-    verdict = judge(promotion, metrics, champion, forced)
+        champion_uri = f"models:/{name}/{current.version}"
+        scores, changes = _compared(held_out, f"models:/{name}/{version}", champion_uri)
+        champion = (str(current.version), scores or {})
+    verdict = judge(promotion, metrics, champion, forced, changes)
     verdict.model_name, verdict.version = name, version
     if verdict.promote:
         set_champion(client, name, version)

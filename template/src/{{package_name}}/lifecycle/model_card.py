@@ -10,8 +10,8 @@ import pandas as pd
 import yaml
 from mlflow import MlflowClient
 
-from ..config import PromotionConfig, find_project_root
-from ..ml import METRIC_NAMES
+from ..config import DataConfig, PromotionConfig, find_project_root
+from ..ml import LOWER_IS_BETTER, METRICS, improvement
 from ..ml.plots import PLOT_NAMES, PLOTS_FOLDER
 from .gate import Verdict
 from .registration import PIPELINE_RUN_TAG, ZENML_VERSION_TAG
@@ -22,23 +22,27 @@ CARD_TAG = "model_card"
 MAX_LISTED_FEATURES = 12
 
 
-def _class_balance(labels: pd.Series) -> str:
-    shares = labels.value_counts(normalize=True).sort_index()
+def _target_summary(y: pd.Series, task: str) -> str:
+    """Classification: each class's share; regression: the target's spread."""
+    if task == "regression":
+        return f"mean {y.mean():.4g}, std {y.std():.4g}, min {y.min():.4g}, max {y.max():.4g}"
+    shares = y.value_counts(normalize=True).sort_index()
     return ", ".join(f"{label}: {share:.1%}" for label, share in shares.items())
 
 
-def data_summary(train_set: pd.DataFrame, test_set: pd.DataFrame, target: str, source: str) -> dict:
+def data_summary(train_set: pd.DataFrame, test_set: pd.DataFrame, data: DataConfig) -> dict:
     """What the model learned from and was judged on."""
-    features = [column for column in train_set.columns if column != target]
+    features = [column for column in train_set.columns if column != data.target]
     numeric = train_set[features].select_dtypes("number").columns
     return {
-        "source": source,
-        "target": target,
+        "source": data.source,
+        "target": data.target,
+        "task": data.task,
         "features": features,
         "numeric_features": len(numeric),
         "categorical_features": len(features) - len(numeric),
         "splits": {
-            name: {"rows": len(frame), "class_balance": _class_balance(frame[target])}
+            name: {"rows": len(frame), "target": _target_summary(frame[data.target], data.task)}
             for name, frame in (("training", train_set), ("held-out", test_set))
         },
     }
@@ -64,15 +68,19 @@ def _metrics_table(verdict: Verdict, promotion: PromotionConfig) -> list[str]:
     champion = verdict.champion_metrics if verdict.champion_version else {}
     champion_label = f"champion v{verdict.champion_version}" if champion else "champion"
     lines = [
-        f"| metric | this version | minimum | {champion_label} | gain | gain needed |",
+        f"| metric | this version | threshold | {champion_label} | better by | needed |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name in METRIC_NAMES:
+    known = (*METRICS["classification"], *METRICS["regression"])
+    for name in (name for name in known if name in verdict.metrics):
         theirs = champion.get(name)
-        gain = verdict.metrics[name] - theirs if theirs is not None else None
+        gain = improvement(name, verdict.metrics[name], theirs) if theirs is not None else None
+        error = name in LOWER_IS_BETTER
+        threshold = (promotion.max_metrics if error else promotion.min_metrics).get(name)
+        bound = "-" if threshold is None else f"{'≤' if error else '≥'} {_number(threshold)}"
         cells = [
             _number(verdict.metrics[name]),
-            _number(promotion.min_metrics.get(name)),
+            bound,
             _number(theirs),
             _number(gain, signed=True),
             _number(promotion.min_improvement.get(name), signed=True),
@@ -86,15 +94,17 @@ def _data_lines(data: dict) -> list[str]:
     listed = ", ".join(f"`{f}`" for f in features[:MAX_LISTED_FEATURES])
     if len(features) > MAX_LISTED_FEATURES:
         listed += f" and {len(features) - MAX_LISTED_FEATURES} more"
+    task = data.get("task", "classification")
+    balance = "class balance" if task == "classification" else "target"
     return [
-        f"- source: `{data['source']}`, target column `{data['target']}`",
+        f"- source: `{data['source']}`, target column `{data['target']}` ({task})",
         f"- {len(features)} features ({data['numeric_features']} numeric, "
         f"{data['categorical_features']} categorical): {listed}",
         "",
-        "| split | rows | class balance |",
+        f"| split | rows | {balance} |",
         "| --- | ---: | --- |",
         *(
-            f"| {split} | {facts['rows']} | {facts['class_balance']} |"
+            f"| {split} | {facts['rows']} | {facts['target']} |"
             for split, facts in data["splits"].items()
         ),
     ]

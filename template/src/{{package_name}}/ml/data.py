@@ -16,7 +16,7 @@ from pandas.api import types
 from ..config import DataConfig, SplitConfig
 from ..errors import DataValidationError
 
-BUNDLED_DATASETS = ("breast_cancer", "iris", "wine")  # scikit-learn's load_<name>
+BUNDLED_DATASETS = ("breast_cancer", "iris", "wine", "diabetes")  # scikit-learn's load_<name>
 SKLEARN_PREFIX = "sklearn:"
 
 
@@ -143,8 +143,9 @@ def validate_dataset(
     frame: pd.DataFrame,
     target: str,
     features: Sequence[str] = (),
-    labels: Sequence[int | str] = (),
+    labels: Sequence[bool | int | str] = (),
     max_missing_fraction: float = 0.0,
+    task: str = "classification",
 ) -> pd.DataFrame:
     """Return the feature and target columns, or raise DataValidationError naming the column
     and the rule it breaks."""
@@ -156,25 +157,58 @@ def validate_dataset(
     _require_columns(frame, [*features, target])
     inputs = validate_features(frame, features, max_missing_fraction)
 
-    y = frame[target]
+    y = frame[target].reset_index(drop=True)
     if y.isna().any():
         raise DataValidationError(
             f"target column '{target}' has {int(y.isna().sum())} missing value(s)"
         )
-    if labels:
-        unseen = sorted({str(label) for label in y.unique()} - {str(label) for label in labels})
-        if unseen:
+    if task == "regression":
+        if not types.is_numeric_dtype(y) or types.is_bool_dtype(y):
             raise DataValidationError(
-                f"target column '{target}' has label(s) {unseen} not in data.labels {list(labels)}"
+                f"target column '{target}' holds {y.dtype} values, not numbers: regression "
+                "predicts a number (data.task: classification predicts a label)"
             )
+        if y.nunique() < 2:
+            raise DataValidationError(f"target column '{target}' has a single value")
+        return inputs.assign(**{target: y.astype("float64")})
+    _require_labels(y, target, labels)
     if y.nunique() < 2:
         raise DataValidationError(f"target column '{target}' needs at least two classes")
-    return inputs.assign(**{target: y.reset_index(drop=True)})
+    return inputs.assign(**{target: y})
+
+
+# The values an unquoted YAML boolean in data.labels stands for in a column of text.
+YAML_BOOLEANS = {True: {"true", "yes", "y", "on", "1"}, False: {"false", "no", "n", "off", "0"}}
+
+
+def _require_labels(y: pd.Series, target: str, labels: Sequence[bool | int | str]) -> None:
+    """The target's values are among data.labels. YAML reads unquoted yes/no/true/false as
+    booleans: for a column of text they match their spellings (yes, True, on, ...)."""
+    if not labels:
+        return
+    exact, spelled = set(), set()
+    for label in labels:
+        if isinstance(label, bool) and not types.is_bool_dtype(y):
+            spelled |= YAML_BOOLEANS[label]
+        else:
+            exact.add(str(label))
+    values = {str(value) for value in y.unique()}
+    unseen = sorted(v for v in values if v not in exact and v.lower() not in spelled)
+    if unseen:
+        typed = [str(label).lower() if isinstance(label, bool) else label for label in labels]
+        hint = ""
+        if spelled:
+            hint = f" (unquoted yes/no/true/false are YAML booleans: quote them, e.g. {unseen[:2]})"
+        raise DataValidationError(
+            f"target column '{target}' has label(s) {unseen} not in data.labels {typed}{hint}"
+        )
 
 
 def split_dataset(
     frame: pd.DataFrame, target: str, test_size: float, seed: int, stratify: bool = True
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified on the target's classes when `stratify` (ignored for a regression target:
+    pass False)."""
     from sklearn.model_selection import train_test_split  # on use: a second to import
 
     try:
@@ -189,14 +223,25 @@ def split_dataset(
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
+def validate_data(frame: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
+    """Check a loaded dataset against the `data:` rules."""
+    rules = (data.target, data.features, data.labels, data.max_missing_fraction, data.task)
+    return validate_dataset(frame, *rules)
+
+
+def split_data(
+    dataset: pd.DataFrame, data: DataConfig, split: SplitConfig
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    stratify = split.stratify and data.task == "classification"
+    return split_dataset(dataset, data.target, split.test_size, split.seed, stratify)
+
+
 def load_validated(data: DataConfig) -> pd.DataFrame:
     """Load the configured data and check it against the `data:` rules."""
-    rules = (data.target, data.features, data.labels, data.max_missing_fraction)
-    return validate_dataset(load_dataset(data.source), *rules)
+    return validate_data(load_dataset(data.source), data)
 
 
 def load_and_split(data: DataConfig, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The training pipeline's data steps in one call: the same seed gives the same held-out
     rows, so versions can be compared outside the pipeline (e.g. `promote`)."""
-    dataset = load_validated(data)
-    return split_dataset(dataset, data.target, split.test_size, split.seed, split.stratify)
+    return split_data(load_validated(data), data, split)

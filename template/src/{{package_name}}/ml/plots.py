@@ -1,5 +1,6 @@
-"""Evaluation plots as PNG files: confusion matrix, ROC, precision-recall, calibration and
-permutation importance. Framework-blind: they need only labels, probabilities and the classes.
+"""Evaluation plots as PNG files, per task. Classification: confusion matrix, ROC,
+precision-recall, calibration; regression: predicted against actual, residuals; both:
+permutation importance. Framework-blind: they need only predictions (and probabilities).
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot state, no display needed).
 """
@@ -13,21 +14,26 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from sklearn.base import is_classifier
 from sklearn.calibration import CalibrationDisplay
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
     PrecisionRecallDisplay,
+    PredictionErrorDisplay,
     RocCurveDisplay,
+    r2_score,
     roc_auc_score,
 )
 
 PLOTS_FOLDER = "plots"  # in the MLflow run; the model card links to the files there
-PLOT_NAMES = (
+PLOT_NAMES = (  # the model card shows them in this order
     "confusion_matrix",
     "roc_curve",
     "precision_recall_curve",
     "calibration_curve",
+    "predicted_vs_actual",
+    "residuals",
     "permutation_importance",
 )
 MAX_IMPORTANCE_BARS = 15
@@ -54,64 +60,83 @@ def confusion_matrix_plot(y_true: Sequence, y_pred: Sequence, classes: Sequence)
     return figure
 
 
-def _one_vs_rest(display, title: str, y_true, probabilities, classes, **options) -> Figure:
+def _one_vs_rest(display, title: str, y_true, probabilities, classes, axis_labels, **options):
+    """One curve per class against the rest (binary: the second class only), named by class."""
     figure, axes = _figure(title)
     y_true = np.asarray(y_true)
     for label in _positive_classes(classes):
         column = list(classes).index(label)
         display.from_predictions(
-            y_true == label, probabilities[:, column], name=f"class {label}", ax=axes, **options
+            y_true == label, probabilities[:, column], name=f"{label}", ax=axes, **options
         )
+    axes.set_xlabel(axis_labels[0])  # scikit-learn's say "(Positive label: True)"
+    axes.set_ylabel(axis_labels[1])
     return figure
 
 
 def roc_plot(y_true: Sequence, probabilities: np.ndarray, classes: Sequence) -> Figure:
-    return _one_vs_rest(
-        RocCurveDisplay, "ROC curve", y_true, probabilities, classes, plot_chance_level=True
-    )
+    labels = ("false positive rate", "true positive rate")
+    figure = _one_vs_rest(RocCurveDisplay, "ROC curve", y_true, probabilities, classes, labels)
+    axes = figure.axes[0]
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance level (AUC = 0.5)")
+    axes.legend(loc="lower right")
+    return figure
 
 
 def precision_recall_plot(y_true: Sequence, probabilities: np.ndarray, classes: Sequence) -> Figure:
-    return _one_vs_rest(
-        PrecisionRecallDisplay, "Precision-recall curve", y_true, probabilities, classes
-    )
+    title, labels = "Precision-recall curve", ("recall", "precision")
+    return _one_vs_rest(PrecisionRecallDisplay, title, y_true, probabilities, classes, labels)
 
 
 def calibration_plot(y_true: Sequence, probabilities: np.ndarray, classes: Sequence) -> Figure:
-    return _one_vs_rest(
-        CalibrationDisplay, "Calibration (reliability)", y_true, probabilities, classes, n_bins=8
+    title, labels = "Calibration (reliability)", ("mean predicted probability", "share of class")
+    return _one_vs_rest(CalibrationDisplay, title, y_true, probabilities, classes, labels, n_bins=8)
+
+
+def prediction_error_plot(y_true: Sequence, y_pred: Sequence, kind: str) -> Figure:
+    """kind: actual_vs_predicted (on the diagonal when right) or residual_vs_predicted."""
+    title = "Predicted vs actual" if kind == "actual_vs_predicted" else "Residuals"
+    figure, axes = _figure(f"{title} (held-out data)")
+    PredictionErrorDisplay.from_predictions(
+        np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float), kind=kind, ax=axes
     )
+    return figure
 
 
 class _Fitted:
     """permutation_importance asks for an estimator with `fit`; ours is fitted already and only
-    needs predict_proba, whatever the framework."""
+    needs predict (and predict_proba), whatever the framework."""
 
-    def __init__(self, classifier) -> None:
-        self.classifier = classifier
+    def __init__(self, model) -> None:
+        self.model = model
 
     def fit(self, *args, **kwargs) -> "_Fitted":
         return self
 
 
 def _roc_auc(fitted: _Fitted, features: pd.DataFrame, y_true) -> float:
-    probabilities = np.asarray(fitted.classifier.predict_proba(features))
-    classes = list(fitted.classifier.classes_)
+    probabilities = np.asarray(fitted.model.predict_proba(features))
+    classes = list(fitted.model.classes_)
     if len(classes) == 2:
         return roc_auc_score(np.asarray(y_true) == classes[1], probabilities[:, 1])
     return roc_auc_score(y_true, probabilities, multi_class="ovr", labels=classes)
 
 
+def _r2(fitted: _Fitted, features: pd.DataFrame, y_true) -> float:
+    return r2_score(y_true, fitted.model.predict(features))
+
+
 def permutation_importances(
-    classifier, features: pd.DataFrame, y_true: Sequence, repeats: int = 5, seed: int = 42
+    model, features: pd.DataFrame, y_true: Sequence, repeats: int = 5, seed: int = 42
 ) -> pd.DataFrame:
-    """How much ROC AUC drops when one feature's values are shuffled (mean and std over
-    `repeats` shuffles), most important first. Works for any model with predict_proba."""
+    """How much the score (ROC AUC for classifiers, R² for regressors) drops when one
+    feature's values are shuffled (mean and std over `repeats` shuffles), most important
+    first."""
     result = permutation_importance(
-        _Fitted(classifier),
+        _Fitted(model),
         features,
         np.asarray(y_true),
-        scoring=_roc_auc,
+        scoring=_roc_auc if is_classifier(model) else _r2,
         n_repeats=repeats,
         random_state=seed,
     )
@@ -122,26 +147,30 @@ def permutation_importances(
     return frame.sort_values("mean", ascending=False)
 
 
-def importance_plot(importances: pd.DataFrame) -> Figure:
+def importance_plot(importances: pd.DataFrame, score: str = "ROC AUC") -> Figure:
     top = importances.head(MAX_IMPORTANCE_BARS).iloc[::-1]  # largest bar on top
-    figure, axes = _figure("Permutation importance (ROC AUC drop)", (6.5, 0.3 * len(top) + 1.5))
+    figure, axes = _figure(f"Permutation importance ({score} drop)", (6.5, 0.3 * len(top) + 1.5))
     axes.barh([str(name) for name in top.index], top["mean"], xerr=top["std"], color="tab:blue")
     axes.axvline(0.0, color="grey", linewidth=0.8)
-    axes.set_xlabel("mean decrease in ROC AUC when shuffled")
+    axes.set_xlabel(f"mean decrease in {score} when shuffled")
     return figure
 
 
-def evaluation_figures(
-    y_true: Sequence,
-    y_pred: Sequence,
-    probabilities: np.ndarray,
-    classes: Sequence,
-    importances: pd.DataFrame,
-) -> dict[str, Figure]:
-    """Every evaluation plot, by the names of PLOT_NAMES."""
-    probabilities = np.asarray(probabilities)
+def evaluation_figures(model, features: pd.DataFrame, y_true: Sequence) -> dict[str, Figure]:
+    """Every evaluation plot of the model's task, by the names of PLOT_NAMES."""
+    predictions = model.predict(features)
+    importances = permutation_importances(model, features, y_true)
+    if not is_classifier(model):
+        return {
+            "predicted_vs_actual": prediction_error_plot(
+                y_true, predictions, "actual_vs_predicted"
+            ),
+            "residuals": prediction_error_plot(y_true, predictions, "residual_vs_predicted"),
+            "permutation_importance": importance_plot(importances, "R²"),
+        }
+    probabilities, classes = np.asarray(model.predict_proba(features)), list(model.classes_)
     return {
-        "confusion_matrix": confusion_matrix_plot(y_true, y_pred, classes),
+        "confusion_matrix": confusion_matrix_plot(y_true, predictions, classes),
         "roc_curve": roc_plot(y_true, probabilities, classes),
         "precision_recall_curve": precision_recall_plot(y_true, probabilities, classes),
         "calibration_curve": calibration_plot(y_true, probabilities, classes),
@@ -178,16 +207,6 @@ def html_report(title: str, metrics: dict[str, float], images: Sequence[Path]) -
     )
 
 
-def plot_evaluation(
-    classifier, features: pd.DataFrame, y_true: Sequence, folder: Path
-) -> list[Path]:
-    """Score `classifier` (predict, predict_proba, classes_) on held-out data and save every
-    plot in `folder`."""
-    figures = evaluation_figures(
-        y_true,
-        classifier.predict(features),
-        classifier.predict_proba(features),
-        list(classifier.classes_),
-        permutation_importances(classifier, features, y_true),
-    )
-    return save_figures(figures, folder)
+def plot_evaluation(model, features: pd.DataFrame, y_true: Sequence, folder: Path) -> list[Path]:
+    """Score a fitted model on held-out data and save every plot of its task in `folder`."""
+    return save_figures(evaluation_figures(model, features, y_true), folder)

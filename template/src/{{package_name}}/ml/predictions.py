@@ -1,9 +1,31 @@
-"""Model output as table columns, whatever the framework answers with."""
+"""Model output as table columns: what the endpoint answers and batch inference writes."""
 
 from collections.abc import Sequence
 
+import mlflow
 import numpy as np
 import pandas as pd
+from sklearn.base import is_classifier
+
+
+def prediction_frame(model, rows: pd.DataFrame) -> pd.DataFrame:
+    """A `prediction` column (the number, or the most probable label) and, for classifiers,
+    one `probability_<label>` column per class."""
+    if not is_classifier(model):
+        return pd.DataFrame({"prediction": np.asarray(model.predict(rows)).ravel()})
+    return prediction_columns(model.predict_proba(rows), list(model.classes_))
+
+
+class ServedModel(mlflow.pyfunc.PythonModel):
+    """How MLflow serves every model of this project: named raw columns in (checked against
+    the signature), prediction_frame out. The fitted Pipeline is pickled with it: load models
+    only from a registry you trust."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return prediction_frame(self.model, model_input)
 
 
 def prediction_columns(output, classes: Sequence) -> pd.DataFrame:

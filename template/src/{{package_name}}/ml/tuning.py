@@ -1,7 +1,8 @@
 """Hyperparameter search on the training split, for any framework of this project.
 
-Each candidate is scored by stratified k-fold cross-validation on the training split (the
-held-out split is never seen), and logged as an MLflow child run of the active run, if any.
+Each candidate is scored by k-fold cross-validation on the training split (stratified for
+classification; the held-out split is never seen), and logged as an MLflow child run of the
+active run, if any.
 The caller trains the best candidate again on the whole training split.
 """
 
@@ -14,12 +15,13 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 from scipy import stats
-from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold
+from sklearn.model_selection import KFold, ParameterGrid, ParameterSampler, StratifiedKFold
 
-from ..config import ModelConfig, SearchRange, TuningConfig
+from ..config import DataConfig, ModelConfig, SearchRange, TuningConfig
 from ..errors import ConfigError
-from .metrics import evaluate_classifier
-from .model import as_classifier, train_model
+from . import LOWER_IS_BETTER
+from .metrics import evaluate
+from .model import train_model
 
 
 @dataclass
@@ -73,45 +75,48 @@ def with_params(model: ModelConfig, params: dict[str, Any]) -> ModelConfig:
 
 def cross_validated_score(
     features: pd.DataFrame,
-    labels: pd.Series,
+    y: pd.Series,
     model: ModelConfig,
-    classes: list,
+    data: DataConfig,
     tuning: TuningConfig,
 ) -> list[float]:
     """`tuning.metric` on each validation fold of the training split."""
-    folds = StratifiedKFold(n_splits=tuning.folds, shuffle=True, random_state=tuning.seed)
+    kfold = StratifiedKFold if data.task == "classification" else KFold
+    folds = kfold(n_splits=tuning.folds, shuffle=True, random_state=tuning.seed)
     try:
-        splits = list(folds.split(features, labels))
+        splits = list(folds.split(features, y))
     except ValueError as error:
         raise ConfigError(f"tuning.folds: {error}") from None
     scores = []
     for fit_rows, validation_rows in splits:
-        fitted = train_model(features.iloc[fit_rows], labels.iloc[fit_rows], model, classes)
-        classifier = as_classifier(fitted, classes)
-        validation = features.iloc[validation_rows], labels.iloc[validation_rows]
-        scores.append(evaluate_classifier(classifier, *validation)[tuning.metric])
+        fitted = train_model(features.iloc[fit_rows], y.iloc[fit_rows], model, data.task)
+        validation = features.iloc[validation_rows], y.iloc[validation_rows]
+        metrics = evaluate(fitted, *validation, data.task, data.average)
+        scores.append(metrics[tuning.metric])
     return scores
 
 
 def search(
     features: pd.DataFrame,
-    labels: pd.Series,
+    y: pd.Series,
     model: ModelConfig,
     tuning: TuningConfig,
-    classes: list,
+    data: DataConfig,
 ) -> SearchResult:
-    """Score every candidate; the best one is the first with the highest mean score."""
+    """Score every candidate; the best one is the first with the best mean score (the
+    highest, or the lowest for an error such as rmse)."""
     tracked = mlflow.active_run() is not None
     trials = []
     for number, params in enumerate(candidates(tuning)):
         config = with_params(model, params)
         child = mlflow.start_run(run_name=f"trial-{number}", nested=True) if tracked else None
         with child or nullcontext():  # a Keras model logs its epochs to the trial's run
-            scores = cross_validated_score(features, labels, config, classes, tuning)
+            scores = cross_validated_score(features, y, config, data, tuning)
             trial = Trial(number, params, float(np.mean(scores)), scores)
             if tracked:
                 mlflow.log_params({"trial": number, **params})
                 mlflow.log_metric(f"cv_{tuning.metric}", trial.score)
         trials.append(trial)
-    best = max(trials, key=lambda trial: trial.score)
+    sign = -1 if tuning.metric in LOWER_IS_BETTER else 1
+    best = max(trials, key=lambda trial: sign * trial.score)
     return SearchResult(with_params(model, best.params), best, trials)

@@ -50,14 +50,15 @@ def load_reference(model_name: str, version: str) -> pd.DataFrame | None:
 
 
 @step(enable_cache=False)
-def load_batch(source: str, target: str) -> Annotated[pd.DataFrame, "batch"]:
-    """Any training-style source; a label column, if present, is not an input."""
-    return load_dataset(source).drop(columns=[target], errors="ignore")
+def load_batch(source: str) -> Annotated[pd.DataFrame, "batch"]:
+    """Any training-style source. A target column, if present, is checked for drift but is
+    not an input."""
+    return load_dataset(source)
 
 
 @step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
 def check_drift(
-    batch: pd.DataFrame, model_name: str, version: str, drift: DriftConfig
+    batch: pd.DataFrame, model_name: str, version: str, target: str, drift: DriftConfig
 ) -> tuple[Annotated[DriftCheck, "drift"], Annotated[MarkdownString, "drift_report"]]:
     """Write the report (Markdown + JSON, also logged to MLflow); in `fail` mode a drifted
     batch stops the pipeline before anything is scored."""
@@ -67,7 +68,9 @@ def check_drift(
     if reference is None:
         note = f"not checked: v{version} has no training reference (retrain it)"
         return DriftCheck(result=note), MarkdownString(note)
-    report = detect_drift(reference, batch, None, drift.p_value, drift.drift_share)
+    # The target too when the batch has it (labels that came later): has the answer shifted?
+    columns = [c for c in reference.columns if c in batch.columns or c != target]
+    report = detect_drift(reference, batch, columns, drift.p_value, drift.drift_share)
     markdown = report.to_markdown(f"Data drift: batch vs {model_name} v{version}")
     path = Path(drift.report)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +93,6 @@ def score_batch(
     batch: pd.DataFrame,
     model_name: str,
     version: str,
-    labels: list,
     max_missing_fraction: float,
     output: str,
     drift: DriftCheck,
@@ -99,7 +101,7 @@ def score_batch(
     loaded = mlflow.pyfunc.load_model(model_uri)
     features = loaded.metadata.get_input_schema().input_names()
     inputs = validate_features(batch, features, max_missing_fraction)
-    predictions = prediction_columns(loaded.predict(inputs), labels)
+    predictions = prediction_columns(loaded.predict(inputs), [])
     # The rows as they came (validation made integers floats for the model), then the answers.
     rows = batch[features].reset_index(drop=True)
     scored = pd.concat([rows, predictions], axis=1).assign(
@@ -128,19 +130,17 @@ def batch_inference_pipeline(
     alias: str,
     source: str,
     target: str,
-    labels: list,
     max_missing_fraction: float,
     output: str,
     drift: DriftConfig,
 ) -> None:
     version, _ = resolve(model_name, alias)
-    batch = load_batch(source, target=target)
-    checked, _ = check_drift(batch, model_name, version, drift=drift)
+    batch = load_batch(source)
+    checked, _ = check_drift(batch, model_name, version, target, drift=drift)
     score_batch(
         batch,
         model_name,
         version,
-        labels,
         max_missing_fraction=max_missing_fraction,
         output=output,
         drift=checked,
@@ -154,7 +154,6 @@ def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> Batch
         alias=config.alias,
         source=config.input,
         target=data.target,
-        labels=data.labels,
         max_missing_fraction=data.max_missing_fraction,
         output=config.output,
         drift=config.drift,
