@@ -161,7 +161,7 @@ def test_worse_model_is_rejected_in_enforce_mode(project, mlflow_server, client,
     assert "Validation gate (enforce): rejected" in version.description
     card = logged_reports(client, version, tmp_path)
     assert "**Gate verdict: rejected** (mode `enforce`)" in card
-    assert "| metric | this version | minimum | champion v1 | gain | gain needed |" in card
+    assert "| metric | this version | threshold | champion v1 | better by | needed |" in card
     assert "- `estimator`: sklearn.dummy.DummyClassifier" in card
 
 

@@ -23,6 +23,7 @@ ANSWER_SETS = {
         "mlflow_password": "pw-render-'quoted' #1",
         "mlflow_insecure_tls": True,
         "production_stack": "sagemaker",
+        "task": "regression",
         "cloud_region": "eu-west-1",
         "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
         "zenml_server_url": "https://zenml.example.com",
@@ -39,6 +40,7 @@ ANSWER_SETS = {
         "license": "BSD-3-Clause",
         "python_version": "3.10",
         "model_framework": "tensorflow",
+        "task": "regression",
         "mlflow_tracking_uri": "http://10.0.0.5:5000",
         "mlflow_auth": "token",
         "mlflow_token": "tok-render-123",
@@ -343,7 +345,9 @@ def test_pipeline_configs_name_the_package_model(rendered):
     training = yaml.safe_load((configs / "training.yaml").read_text())
     assert training["model_name"] == answers["package_name"]
     assert "registry" not in training  # moved in 0.2.0: the same key in every pipeline config
-    assert training["data"]["source"] == "sklearn:breast_cancer"
+    demo = "sklearn:diabetes" if answers.get("task") == "regression" else "sklearn:breast_cancer"
+    assert training["data"]["source"] == demo
+    assert training["data"]["task"] == answers.get("task", "classification")
     assert training["promotion"]["mode"] == "enforce"
     for name in ("deployment.yaml", "batch_inference.yaml"):
         config = yaml.safe_load((configs / name).read_text())
@@ -365,10 +369,17 @@ def test_tuning_section_follows_the_answer(rendered):
         assert "tuning" not in training
         return
     tuning = training["tuning"]
-    assert tuning["strategy"] == "grid" and tuning["metric"] == "roc_auc"
+    regression = answers.get("task") == "regression"
+    assert tuning["strategy"] == "grid"
+    assert tuning["metric"] == ("rmse" if regression else "roc_auc")  # an error: the lowest wins
     space = tuning["search_space"]
     if answers["model_framework"] == "sklearn":
-        assert space == {"params.C": [0.01, 0.1, 1.0, 10.0]}
+        expected = (
+            {"params.alpha": [0.1, 1.0, 10.0]}
+            if regression
+            else {"params.C": [0.01, 0.1, 1.0, 10.0]}
+        )
+        assert space == expected
     else:  # few epochs keep the Keras trials small
         assert space["epochs"] == [15] and len(space["learning_rate"]) == 2
 

@@ -1,0 +1,135 @@
+"""`task: regression`: a generated project predicts a number through the whole lifecycle, against
+a real MLflow server: errors judged against maximums, regression plots, a numeric endpoint and
+batch output; a regressor checked before any pipeline; a changed problem named by the gate."""
+
+import csv
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from conftest import render, run
+
+pytestmark = pytest.mark.lifecycle
+
+PACKAGE = "house_prices"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mlflow_server) -> Path:
+    project = render(
+        tmp_path_factory.mktemp("regression") / "house-prices",
+        project_name="House Prices",
+        task="regression",
+    )
+    run(["make", "setup"], cwd=project)
+    yield project
+    run(["make", "undeploy"], cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
+
+
+def cli(project: Path, server: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(project / ".venv" / "bin" / PACKAGE), *args],
+        cwd=project,
+        env={**os.environ, "MLFLOW_TRACKING_URI": server},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def training_config(project: Path, name: str, change) -> str:
+    config = yaml.safe_load((project / "configs" / "training.yaml").read_text())
+    change(config)
+    (project / "configs" / name).write_text(yaml.safe_dump(config))
+    return f"configs/{name}"
+
+
+def test_all_trains_a_regressor_judged_on_errors_and_serves_numbers(project, mlflow_server):
+    result = run(["make", "all"], cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    client = MlflowClient(mlflow_server)
+    champion = client.get_model_version_by_alias(PACKAGE, "champion")
+    run_data = client.get_run(champion.run_id).data
+    assert set(run_data.metrics) >= {"rmse", "mae", "r2", "mape"}
+    assert run_data.metrics["r2"] > 0.3 and run_data.metrics["rmse"] < 65
+    assert run_data.params["task"] == "regression"
+    plots = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "plots")}
+    assert plots == {"predicted_vs_actual.png", "residuals.png", "permutation_importance.png"}
+    assert re.search(r"ok: rmse \d+\.\d+ <= 65\.0000", champion.description)
+    prediction = re.search(r"prediction: +(\[.*\]) for the first", result.stdout).group(1)
+    answer = json.loads(prediction.replace("'", '"'))
+    assert isinstance(answer[0]["prediction"], float) and 25 < answer[0]["prediction"] < 346
+    card = (project / "outputs" / "model_card.md").read_text()
+    assert "| rmse |" in card and "≤ 65.0000" in card
+    assert (project / "outputs" / "plots" / "residuals.png").is_file()  # the card's links resolve
+
+
+def test_batch_inference_writes_one_number_per_row(project, mlflow_server):
+    result = cli(project, mlflow_server, "batch-infer")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    with (project / "outputs" / "predictions.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 442 and "probability_0" not in rows[0]
+    assert all(float(row["prediction"]) > 0 for row in rows)
+
+
+def test_a_classifier_for_a_regression_task_fails_before_any_pipeline(project, mlflow_server):
+    def classifier(config):
+        config["model"] = {"estimator": "sklearn.linear_model.LogisticRegression", "params": {}}
+
+    before = len(MlflowClient(mlflow_server).search_model_versions(f"name='{PACKAGE}'"))
+    config = training_config(project, "classifier.yaml", classifier)
+    result = cli(project, mlflow_server, "train", "--config", config)
+    assert result.returncode == 1
+    assert (
+        "error: model.estimator: 'sklearn.linear_model.LogisticRegression' is not a "
+        "scikit-learn regressor, and data.task is regression"
+    ) in result.stderr.splitlines()
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "Initiating a new run" not in result.stdout  # no pipeline started
+    assert len(MlflowClient(mlflow_server).search_model_versions(f"name='{PACKAGE}'")) == before
+
+
+def test_a_worse_regressor_is_rejected_on_its_error(project, mlflow_server):
+    def dummy(config):
+        config["model"] = {"estimator": "sklearn.dummy.DummyRegressor", "params": {}}
+
+    config = training_config(project, "dummy.yaml", dummy)
+    result = cli(project, mlflow_server, "train", "--config", config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "rejected" in result.stdout
+    assert re.search(r"FAILED: rmse \d+\.\d+ <= 65\.0000", result.stdout)
+    assert re.search(
+        r"FAILED: rmse \d+\.\d+ vs champion \d+\.\d+ \(-\d+\.\d+ better", result.stdout
+    )
+
+
+def test_a_changed_input_schema_is_named_and_only_forced_through(project, mlflow_server):
+    def fewer_columns(config):
+        config["data"]["features"] = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5"]
+
+    client = MlflowClient(mlflow_server)
+    champion = client.get_model_version_by_alias(PACKAGE, "champion").version
+    config = training_config(project, "fewer.yaml", fewer_columns)
+    result = cli(project, mlflow_server, "train", "--config", config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        "FAILED: the problem changed since the champion (input columns added [], removed ['s6'])"
+        in result.stdout
+    )
+    assert client.get_model_version_by_alias(PACKAGE, "champion").version == champion
+    version = max(int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'"))
+    forced = cli(
+        project, mlflow_server, "promote", "--version", str(version), "--force", "--config", config
+    )
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert client.get_model_version_by_alias(PACKAGE, "champion").version == str(version)
+
+
+def test_generated_unit_tests_pass_for_regression(project):
+    run(["make", "test-unit"], cwd=project)
