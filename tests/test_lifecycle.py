@@ -70,7 +70,7 @@ def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_serve
     model = mlflow.pyfunc.load_model(f"models:/{PACKAGE}/{version.version}")
     example = model.input_example
     assert list(example.columns) == model.metadata.get_input_schema().input_names()
-    assert set(model.predict(example)) <= {0, 1}
+    assert set(model.predict(example)["prediction"]) <= {0, 1}
     assert f"{PACKAGE} v{version.version}" in result.stdout
     assert f"{mlflow_server}/#/experiments/" in result.stdout
 

@@ -78,9 +78,23 @@ def alias(client: MlflowClient, name: str) -> str:
     return str(client.get_model_version_by_alias(PACKAGE, name).version)
 
 
-def local_predictions(server: str, version: str, frame: pd.DataFrame) -> list:
+def local_predictions(server: str, version: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """What the version answers in this process: a label and one probability per class."""
     mlflow.set_tracking_uri(server)
-    return list(mlflow.pyfunc.load_model(f"models:/{PACKAGE}/{version}").predict(frame))
+    return mlflow.pyfunc.load_model(f"models:/{PACKAGE}/{version}").predict(frame)
+
+
+def same(served: list[dict], local: pd.DataFrame) -> bool:
+    """The served JSON records and the local frame: the same labels, probabilities up to the
+    JSON encoding's rounding."""
+    served_frame = pd.DataFrame(served)
+    if list(served_frame.columns) != list(local.columns):
+        return False
+    try:
+        pd.testing.assert_frame_equal(served_frame, local, check_dtype=False, atol=1e-6)
+    except AssertionError:
+        return False
+    return True
 
 
 def served_predictions(url: str, frame: pd.DataFrame) -> list:
@@ -192,10 +206,13 @@ def test_deploy_serves_the_champion_and_answers_its_input_example(project, mlflo
     url = endpoint_of(output)
     mlflow.set_tracking_uri(mlflow_server)
     example = mlflow.pyfunc.load_model(f"models:/{PACKAGE}/1").input_example
-    assert served_predictions(url, example) == local_predictions(mlflow_server, "1", example)
+    served = served_predictions(url, example)
+    assert same(served, local_predictions(mlflow_server, "1", example))
+    assert set(served[0]) == {"prediction", "probability_0", "probability_1"}
 
-    predicted = run_cli(project, mlflow_server, "predict").stdout.split()
-    assert len(predicted) == len(example)
+    predicted = run_cli(project, mlflow_server, "predict").stdout.splitlines()
+    assert len(predicted) == len(example)  # one JSON object per row
+    assert json.loads(predicted[0]).keys() == served[0].keys()
 
 
 def test_bad_payloads_get_one_line_and_the_server_keeps_serving(project, mlflow_server, tmp_path):
@@ -217,8 +234,8 @@ def test_redeploy_after_promotion_serves_the_new_version(project, mlflow_server,
 
     rows = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
     v1, v2 = (local_predictions(mlflow_server, version, rows) for version in ("1", "2"))
-    assert v1 != v2  # v2 predicts one class for every row; v1 does not
-    assert served_predictions(url, rows) == v2
+    assert not v1["prediction"].equals(v2["prediction"])  # v2: one class for every row
+    assert same(served_predictions(url, rows), v2)
 
     status = run_cli(project, mlflow_server, "status").stdout
     assert status.count("endpoint:") == 1, status  # one server per model
@@ -235,9 +252,11 @@ def test_batch_inference_scores_every_row_with_the_champion(project, mlflow_serv
 
     # The batch is the data the model was trained on (and more): no drift, and the report says
     # so, in the project and in the batch run's MLflow artifacts.
-    assert "drift:             no drift: 0 of 30 columns drifted" in output
+    # 30 features and the target, which this batch holds too.
+    assert "drift:             no drift: 0 of 31 columns drifted" in output
     report = json.loads((project / "outputs" / "drift_report.json").read_text())
-    assert report["dataset_drift"] is False and len(report["columns"]) == 30
+    assert report["dataset_drift"] is False and len(report["columns"]) == 31
+    assert "target" in {column["column"] for column in report["columns"]}
     run_id = re.search(r"runs/(\w+)", output).group(1)
     logged = {a.path for a in client.list_artifacts(run_id, "drift")}
     assert logged == {"drift/drift_report.md", "drift/drift_report.json"}
@@ -332,7 +351,7 @@ def test_a_feature_added_in_features_py_is_computed_by_the_served_model(
         version = re.search(rf"model version: +{PACKAGE} v(\d+)", trained).group(1)
         assert alias(client, "champion") == version, trained
         url = endpoint_of(run_cli(project, mlflow_server, "deploy").stdout)
-        predicted = run_cli(project, mlflow_server, "predict").stdout.split()
+        predicted = run_cli(project, mlflow_server, "predict").stdout.splitlines()
         batch = run_cli(project, mlflow_server, "batch-infer").stdout
     finally:
         features.write_text(original)
@@ -340,8 +359,8 @@ def test_a_feature_added_in_features_py_is_computed_by_the_served_model(
     served = mlflow.pyfunc.load_model(f"models:/{PACKAGE}/{version}")
     raw = list(load_breast_cancer(as_frame=True).feature_names)
     assert served.metadata.get_input_schema().input_names() == raw  # callers send raw columns
-    model = mlflow.sklearn.load_model(f"models:/{PACKAGE}/{version}")
-    assert "numeric__area_ratio" in model.named_steps["preprocess"].get_feature_names_out()
+    model = served.unwrap_python_model().model  # the fitted Pipeline
+    assert "numeric__area_ratio" in model.named_steps["inputs"].get_feature_names_out()
     rows = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(5)
     # A fresh process loads the version with the code it was logged with (this one has
     # imported the package's modules of earlier versions).
@@ -349,7 +368,7 @@ def test_a_feature_added_in_features_py_is_computed_by_the_served_model(
         "import json, sys, mlflow, pandas as pd; "
         f"model = mlflow.pyfunc.load_model('models:/{PACKAGE}/{version}'); "
         "rows = pd.read_json(sys.stdin, orient='split'); "
-        "print(json.dumps([int(p) for p in model.predict(rows)]))"
+        "print(json.dumps([int(p) for p in model.predict(rows)['prediction']]))"
     )
     fresh = subprocess.run(
         [sys.executable, "-c", load],
@@ -359,9 +378,10 @@ def test_a_feature_added_in_features_py_is_computed_by_the_served_model(
         text=True,
         check=True,
     )
-    assert served_predictions(url, rows) == json.loads(fresh.stdout.splitlines()[-1])
+    labels = [row["prediction"] for row in served_predictions(url, rows)]
+    assert labels == json.loads(fresh.stdout.splitlines()[-1])
     assert len(predicted) == len(served.input_example)
-    assert f"{PACKAGE} v{version}" in batch and "0 of 30 columns drifted" in batch
+    assert f"{PACKAGE} v{version}" in batch and "0 of 31 columns drifted" in batch
 
 
 def test_undeploy_leaves_no_process_behind(project, mlflow_server):

@@ -95,6 +95,14 @@ def keep_ours(path: Path) -> int:
     return count
 
 
+def keep_theirs(path: Path) -> int:
+    """Resolve every conflict in `path` by taking the template's lines; return how many."""
+    pattern = re.compile(rf"^{OURS}\n.*?^=======\n(.*?)^{THEIRS}\n", re.M | re.S)
+    text, count = pattern.subn(r"\1", path.read_text())
+    path.write_text(text)
+    return count
+
+
 def conflict(ours: str, theirs: str) -> str:
     return f"{OURS}\n{ours}\n=======\n{theirs}\n{THEIRS}\n"
 
@@ -258,21 +266,29 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     load_before = (project / PACKAGE / "data" / "load.py").read_text()
     commit(project, "Our changes")
 
-    # 1. The update to the new layout, as `make update` runs it.
+    # 1. The update to the new layout, as `make update` runs it. The imputer the user changed in
+    # the model file now lives in ml/features.py (shared by every framework): the model file's
+    # new home shows their line as a conflict, it is not dropped.
     result = make(project, "update")
     log = result.stdout + result.stderr
-    assert result.returncode == 0, log
+    assert result.returncode != 0, log  # conflicts to resolve
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == release
     # The layout migration ran once, before and after the merge, and said what it did per file.
     assert log.count("/migrations/v0_3_0_layout.py") == 2
     assert log.count("migration 0.3.0: ") == 2, log
-    moved = f"{PACKAGE}/models/sklearn.py -> {PACKAGE}/ml/sklearn.py: your changes merged"
-    assert f"migration 0.3.0: {moved}" in log
+    moved = f"{PACKAGE}/models/sklearn.py -> {PACKAGE}/ml/sklearn.py: your changes 1 conflict(s)"
+    assert f"migration 0.3.0: {moved} marked" in log
     assert f"migration 0.3.0: {PACKAGE}/data/load.py: kept with your changes" in log
-    assert "No conflicts." in result.stdout
-    # The model file's change is in its new home, next to what the release brings there.
-    model = (project / PACKAGE / "ml" / "sklearn.py").read_text()
-    assert MEAN in model and MEDIAN not in model and "FunctionTransformer(add_features)" in model
+    assert (
+        f"Conflicts: you and the template changed the same lines in\n  {PACKAGE}/ml/sklearn.py\n"
+        in result.stdout
+    )
+    model = project / PACKAGE / "ml" / "sklearn.py"
+    assert MEAN in model.read_text() and "model_inputs()" in model.read_text()
+    # Resolved as the CHANGELOG says: the template's model file, the user's imputer in its new
+    # home.
+    keep_theirs(model)
+    edit(project / PACKAGE / "ml" / "features.py", MEDIAN, MEAN)
     assert not (project / PACKAGE / "models").exists()  # the template's old modules are gone
     assert (project / PACKAGE / "data" / "load.py").read_text() == load_before
     # The other edits are all there.
@@ -332,6 +348,14 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     client = MlflowClient(f"sqlite:///{project / '.zenml-artifacts' / 'mlflow.db'}")
     (registered,) = client.search_model_versions("name='fraud_eu'")
     assert client.get_run(registered.run_id).data.params["params.C"] == "0.5"
+    uri = f"sqlite:///{project / '.zenml-artifacts' / 'mlflow.db'}"
+    show = (
+        "import sys, mlflow; mlflow.set_tracking_uri(sys.argv[1]); "
+        "model = mlflow.pyfunc.load_model(sys.argv[2]).unwrap_python_model().model; "
+        "print(model.get_params()['inputs__encode__numeric__impute__strategy'])"
+    )
+    command = [".venv/bin/python", "-c", show, uri, f"models:/fraud_eu/{registered.version}"]
+    assert run(command, cwd=project).stdout.split()[-1] == "mean"  # the user's imputation
 
 
 def load_layout_migration():

@@ -5,6 +5,8 @@ from collections.abc import Sequence
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from sklearn.base import is_classifier
 
 
@@ -18,13 +20,22 @@ def prediction_frame(model, rows: pd.DataFrame) -> pd.DataFrame:
 
 class ServedModel(mlflow.pyfunc.PythonModel):
     """How MLflow serves every model of this project: named raw columns in (checked against
-    the signature), prediction_frame out. The fitted Pipeline is pickled with it: load models
-    only from a registry you trust."""
+    the signature), prediction_frame out. Gaps are imputed as in training, unless the data
+    rules allowed none (data.max_missing_fraction: 0): then a row with one is refused (HTTP
+    400), never scored. The fitted Pipeline is pickled with it: load models only from a
+    registry you trust."""
 
-    def __init__(self, model) -> None:
-        self.model = model
+    def __init__(self, model, allow_gaps: bool = True) -> None:
+        self.model, self.allow_gaps = model, allow_gaps
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        gaps = [str(c) for c in model_input.columns if model_input[c].isna().any()]
+        if gaps and not self.allow_gaps:
+            raise MlflowException(
+                f"column(s) {gaps} have missing values, and the model was trained with "
+                "data.max_missing_fraction 0: send complete rows",
+                error_code=INVALID_PARAMETER_VALUE,
+            )
         return prediction_frame(self.model, model_input)
 
 
