@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,7 +144,7 @@ def pin_to_digest(plan: dict, digest: str) -> Path:
     `docker image inspect` lookup before it needs the pushed image)."""
     (pin,) = [command for command in plan["commands"] if command[0] == "bash"]
     lookup, rewrite = pin[2].split(" && ", 1)
-    assert lookup.startswith("DIGEST=$(docker image inspect ")
+    assert lookup.startswith("DIGEST=$(set -o pipefail; docker image inspect ")
     subprocess.run(["bash", "-c", rewrite], env={**os.environ, "DIGEST": digest}, check=True)
     return Path(re.search(r"> (\S+manifests\.pinned\.yaml)", rewrite).group(1))
 
@@ -168,6 +169,19 @@ def test_kubernetes_manifests_pass_the_schemas_and_checkov(kubernetes, checkov):
     assert validate(pinned).returncode == 0
     (deployment, *_) = yaml.safe_load_all(pinned.read_text())
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == DIGEST
+
+
+def test_the_pinning_step_fails_when_the_image_was_not_pushed(kubernetes, tmp_path):
+    """The real lookup (`docker image inspect`; here no image, and no daemon, exists): the step
+    fails, and nothing is left for `kubectl apply`."""
+    plan, manifests = kubernetes
+    if not shutil.which("docker"):
+        pytest.fail("the docker client is needed (it runs the plan's digest lookup)")
+    (pin,) = [command for command in plan["commands"] if command[0] == "bash"]
+    pinned = manifests.parent / "manifests.pinned.yaml"
+    pinned.unlink(missing_ok=True)
+    result = subprocess.run(pin, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and not pinned.exists(), result.stdout + result.stderr
 
 
 def test_kubernetes_pods_meet_the_restricted_pod_security_profile(kubernetes):
@@ -280,7 +294,9 @@ def test_the_serving_image_runs_as_an_unprivileged_user(projects, checkov, tmp_p
 def test_every_target_deploys_the_image_by_its_pushed_digest(projects, tmp_path, target):
     plan = build_plan(projects[target], tmp_path)
     shell = [command[2] for command in plan["commands"] if command[0] == "bash"]
-    lookups = [command for command in shell if command.startswith("DIGEST=$(docker image")]
+    lookups = [
+        command for command in shell if command.startswith("DIGEST=$(set -o pipefail; docker image")
+    ]
     assert len(lookups) == 1, shell
     (lookup,) = lookups
     uses = {
