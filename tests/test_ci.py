@@ -186,6 +186,235 @@ def test_ci_files_exist_only_for_the_chosen_provider(variants):
         gitlab = (project / ".gitlab-ci.yml").exists()
         assert (github, gitlab) == (name.startswith("github"), name.startswith("gitlab")), name
         assert (project / ".pre-commit-config.yaml").is_file()
+        assert (project / ".github" / "dependabot.yml").is_file() == github, name
+        assert (project / "renovate.json").is_file() == gitlab, name
+
+
+# --- Supply chain: pinned actions, least privilege, no caches where it matters --------------------
+
+# zizmor's "auditor" persona: every audit, including those the default persona leaves out (e.g.
+# secrets used by a job without an environment).
+ZIZMOR = [str(BIN / "zizmor"), "--offline", "--persona", "auditor", "--format", "json"]
+PINNED_USES = re.compile(
+    r"^(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40}) # (?P<version>v\d+\.\d+\.\d+)$"
+)
+OWN_WORKFLOWS = TEMPLATE / ".github" / "workflows"
+# The jobs that train, deploy, release or write to the repository: no cache another branch's run
+# could have written.
+NO_CACHE_JOBS = {
+    "train.yml": "train",
+    "deploy.yml": "deploy",
+    "template-update.yml": "check",
+    "nightly.yml": "test",
+}
+
+
+def zizmor_findings(*paths: Path) -> list[tuple[str, str, str, str]]:
+    """zizmor's medium and high findings on these files or directories, offline: (file, audit,
+    severity, the code it points at)."""
+    result = subprocess.run(
+        [*ZIZMOR, *map(str, paths)], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.startswith("["), result.stdout + result.stderr  # it ran and reported
+    findings = []
+    for finding in json.loads(result.stdout):
+        severity = finding["determinations"]["severity"]
+        if finding["ignored"] or severity not in ("Medium", "High"):
+            continue
+        (primary,) = [
+            location
+            for location in finding["locations"]
+            if location["symbolic"]["kind"] == "Primary"
+        ][:1]
+        path = Path(primary["symbolic"]["key"]["Local"]["verbatim_path"]).name
+        findings.append((path, finding["ident"], severity, primary["concrete"]["feature"]))
+    return findings
+
+
+def github_workflows(variants) -> list[Path]:
+    generated = [
+        variants[name] / ".github" / "workflows" / workflow
+        for name in variants
+        if name.startswith("github-")
+        for workflow in GITHUB_WORKFLOWS
+    ]
+    return generated + sorted(OWN_WORKFLOWS.glob("*.yml"))
+
+
+def test_zizmor_finds_nothing_medium_or_high_in_any_workflow(variants):
+    """Every rendered GitHub project's .github/ (workflows and dependabot.yml) and the
+    template's own workflows."""
+    github = [variants[name] / ".github" for name in variants if name.startswith("github-")]
+    assert zizmor_findings(*github, OWN_WORKFLOWS) == []
+
+
+def test_zizmor_catches_an_unpinned_action_persisted_credentials_and_a_cache(tmp_path, variants):
+    workflows = variants["github-basic"] / ".github" / "workflows"
+    planted = tmp_path / ".github" / "workflows"
+    planted.mkdir(parents=True)
+    ci = (workflows / "ci.yml").read_text()
+    checkout = re.search(r"uses: (actions/checkout@\S+ # \S+)", ci).group(1)
+    (planted / "ci.yml").write_text(ci.replace(checkout, "actions/checkout@v4"))
+    deploy = (workflows / "deploy.yml").read_text()
+    deploy = deploy.replace("persist-credentials: false", "persist-credentials: true")
+    (planted / "deploy.yml").write_text(deploy.replace("enable-cache: false", "enable-cache: true"))
+
+    found = {(path, audit) for path, audit, _, _ in zizmor_findings(planted)}
+    assert found == {
+        ("ci.yml", "unpinned-uses"),
+        ("deploy.yml", "artipacked"),
+        ("deploy.yml", "cache-poisoning"),
+    }
+    unpinned = [f for f in zizmor_findings(planted) if f[1] == "unpinned-uses"]
+    assert unpinned == [("ci.yml", "unpinned-uses", "High", "actions/checkout@v4")]
+
+
+def test_every_action_is_pinned_to_one_commit_sha_per_version(variants):
+    """`owner/action@<40 hex> # vX.Y.Z`, and the same action at the same SHA everywhere."""
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for path in github_workflows(variants):
+        for line in path.read_text().splitlines():
+            if not line.lstrip().startswith(("uses:", "- uses:")):
+                continue
+            uses = line.split("uses:", 1)[1].strip()
+            match = PINNED_USES.match(uses)
+            assert match, f"{path}: {uses} is not pinned to a commit SHA with its version"
+            pins.setdefault(match["action"], set()).add((match["sha"], match["version"]))
+    assert {action: len(found) for action, found in pins.items()} == {
+        "actions/checkout": 1,
+        "astral-sh/setup-uv": 1,
+        "actions/upload-artifact": 1,
+        "actions/setup-python": 1,
+    }
+
+
+def test_workflows_grant_each_job_only_what_it_uses(variants):
+    writers = {"template-update.yml": {"issues": "write"}, "nightly.yml": {"issues": "write"}}
+    for path in github_workflows(variants):
+        workflow = yaml.safe_load(path.read_text())
+        assert workflow["permissions"] == {}, path
+        for name, job in workflow["jobs"].items():
+            grants = {**{"contents": "read"}, **writers.get(path.name, {})}
+            assert job["permissions"] == grants, f"{path}: job {name}"
+            for step in job["steps"]:
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, f"{path}: {name}"
+                if step.get("uses", "").startswith("astral-sh/setup-uv@"):
+                    # setup-uv caches by default: off, explicitly, where nothing may be cached
+                    expected = NO_CACHE_JOBS.get(path.name) != name
+                    assert step["with"]["enable-cache"] is expected, f"{path}: {name}"
+        if path.name in ("train.yml", "deploy.yml"):  # their secrets can live in an environment
+            job = workflow["jobs"][NO_CACHE_JOBS[path.name]]
+            assert job["environment"] == {"train.yml": "training"}.get(path.name, "production")
+
+
+def test_dependabot_and_renovate_configs_match_their_schemas(tmp_path, variants):
+    dependabot = [
+        variants[name] / ".github" / "dependabot.yml"
+        for name in variants
+        if name.startswith("github")
+    ]
+    result = check_schema("vendor.dependabot", *dependabot)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load(dependabot[0].read_text())
+    updates = {update["package-ecosystem"]: update for update in config["updates"]}
+    assert set(updates) == {"github-actions", "uv"}
+    for update in updates.values():
+        assert update["schedule"]["interval"] == "weekly"
+        assert [group["patterns"] for group in update["groups"].values()] == [["*"]]
+
+    renovate = [variants[name] / "renovate.json" for name in variants if name.startswith("gitlab")]
+    result = check_schema("vendor.renovate", *renovate)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = json.loads(renovate[0].read_text())
+    assert "docker:pinDigests" in config["extends"]  # images get tag + digest
+    groups = {rule["matchManagers"][0]: rule["groupName"] for rule in config["packageRules"]}
+    assert set(groups) == {"gitlabci", "pep621"}  # .gitlab-ci.yml's images; pyproject + uv.lock
+
+    # The schemas do catch a broken file.
+    broken = tmp_path / "dependabot.yml"
+    broken.write_text(dependabot[0].read_text().replace("interval: weekly", "interval: sometimes"))
+    assert check_schema("vendor.dependabot", broken).returncode == 1
+    broken = tmp_path / "renovate.json"
+    broken.write_text(renovate[0].read_text().replace('"enabled": true', '"enabled": "yes"'))
+    assert check_schema("vendor.renovate", broken).returncode == 1
+
+
+def test_gitlab_ci_caches_only_in_the_test_job(variants):
+    for name in (n for n in variants if n.startswith("gitlab")):
+        config = yaml.safe_load((variants[name] / ".gitlab-ci.yml").read_text())
+        assert "cache" not in config["default"], name
+        jobs = [job for job, spec in config.items() if isinstance(spec, dict) and "stage" in spec]
+        assert sorted(jobs) == ["deploy", "template-update", "test", "train"]
+        cached = [job for job in jobs if "cache" in gitlab_job(variants[name], job)]
+        assert cached == ["test"], name
+        assert gitlab_job(variants[name], "deploy")["artifacts"]["access"] == "developer"
+        # The image Renovate pins by digest; a tag without a registry would be Docker Hub's.
+        assert config["default"]["image"].startswith("ghcr.io/astral-sh/uv:python3.1")
+
+
+# --- Locked installs ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def locked_project(tmp_path_factory) -> Path:
+    """A project with the uv.lock `make setup` would write (`uv lock`: ~3 s, nothing installed)."""
+    project = render(tmp_path_factory.mktemp("locked") / "locked", project_name="Locked")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    subprocess.run([str(BIN / "uv"), "lock", "-q"], cwd=project, env=env, check=True, timeout=300)
+    return project
+
+
+def project_python(project: Path) -> str:
+    return yaml.safe_load((project / ".copier-answers.yml").read_text())["python_version"]
+
+
+def ci_install(project: Path, workdir: Path, github: bool) -> subprocess.CompletedProcess:
+    """`make install` as the CI jobs run it, with uv offline and an empty cache: the install
+    itself cannot succeed, so the test sees which install is attempted, in seconds."""
+    env = {"UV_OFFLINE": "1", "UV_CACHE_DIR": str(workdir / "uv-cache")}
+    env = runner_env(workdir, env)
+    if not github:
+        env.pop("GITHUB_ACTIONS")  # GitLab sets CI=true only
+    return subprocess.run(
+        ["make", "install"], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.parametrize("github", [True, False], ids=["github", "gitlab"])
+def test_ci_installs_exactly_the_committed_lock(locked_project, tmp_path, github):
+    result = ci_install(locked_project, tmp_path, github)
+    python = project_python(locked_project)
+    assert f"uv sync --locked --python {python}" in result.stdout, result.stdout + result.stderr
+    assert "uv.lock" not in result.stdout.replace("uv sync --locked", "")  # no notice at all
+
+
+@pytest.mark.parametrize("github", [True, False], ids=["github", "gitlab"])
+def test_ci_says_what_to_do_without_a_lock_or_with_a_stale_one(locked_project, tmp_path, github):
+    project = tmp_path / "project"
+    shutil.copytree(locked_project, project)
+    (project / "uv.lock").unlink()
+    missing = ci_install(project, tmp_path / "missing", github)
+    prefix = "::warning title=No uv.lock::" if github else "warning: "
+    assert f"{prefix}uv.lock is not committed" in missing.stdout
+    assert "run make setup and commit uv.lock" in missing.stdout
+    assert f"uv sync --python {project_python(project)}" in missing.stdout  # newest, unlocked
+
+    shutil.rmtree(project / ".venv", ignore_errors=True)  # the unlocked attempt made one
+    shutil.copy(locked_project / "uv.lock", project / "uv.lock")
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace("dependencies = [", 'dependencies = [\n    "six",', 1)
+    )
+    stale = ci_install(project, tmp_path / "stale", github)
+    assert stale.returncode != 0
+    prefix = "::error title=Stale uv.lock::" if github else "error: "
+    lines = [line for line in stale.stdout.splitlines() if "does not match" in line]
+    assert lines == [
+        f"{prefix}uv.lock does not match pyproject.toml: run make install (it updates uv.lock) "
+        "and commit uv.lock."
+    ]
+    assert "uv sync" not in stale.stdout and not (project / ".venv").exists()  # nothing installed
 
 
 # --- Running the jobs' commands as written -------------------------------------------------------
@@ -460,6 +689,8 @@ def test_ci_test_job_runs_as_written_and_passes(ci_project, tmp_path):
     result = run_github_job(ci_project, "ci.yml", "test", tmp_path)
     assert result.ok, result.log()
     assert [step.returncode for step in result.steps] == [None, None, 0, 0, 0]
+    # The project was committed without uv.lock: the install says so, and resolves afresh.
+    assert "::warning title=No uv.lock::uv.lock is not committed" in result.steps[2].output
     test_output = result.step(result.steps[-1].name).output
     assert re.search(r"\d+ passed", test_output) and " failed" not in test_output
     assert "e2e" in (ci_project / "pyproject.toml").read_text()  # `make test` includes them
@@ -473,6 +704,9 @@ def test_train_job_trains_with_the_secrets_and_writes_the_job_summary(
     secrets = {"MLFLOW_TRACKING_USERNAME": username, "MLFLOW_TRACKING_PASSWORD": password}
     result = run_github_job(ci_project, "train.yml", "train", tmp_path, secrets=secrets)
     assert result.ok, result.log()
+    # The CI job above wrote uv.lock (as `make setup` does): training installs exactly that.
+    assert (ci_project / "uv.lock").is_file()
+    assert "uv sync --locked" in result.step("Install").output, result.log()
 
     summary = json.loads((ci_project / "train-summary.json").read_text())
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", username)

@@ -318,6 +318,7 @@ def test_kubernetes_target_writes_an_image_of_the_champion_and_valid_manifests(
     dockerfile = (out / "image" / "Dockerfile").read_text()  # mlflow models generate-dockerfile
     assert dockerfile.startswith("# Build an image that can serve mlflow models.")
     assert "COPY model_dir /opt/ml/model" in dockerfile
+    assert "\nUSER 10001:10001\n" in dockerfile  # appended: the server runs unprivileged
     assert "run_id" in (out / "image" / "model_dir" / "MLmodel").read_text()
 
     validate = [str(Path(sys.executable).parent / "kubernetes-validate"), "--strict"]
@@ -325,6 +326,7 @@ def test_kubernetes_target_writes_an_image_of_the_champion_and_valid_manifests(
     checked = run([*validate, str(manifests)], cwd=project).stdout
     assert "passed for resource deployment/churn-guard" in checked
     assert "passed for resource service/churn-guard" in checked
+    assert "passed for resource poddisruptionbudget/churn-guard" in checked  # 2 replicas
     documents = list(yaml.safe_load_all(manifests.read_text()))
     container = documents[0]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == image and documents[0]["spec"]["replicas"] == 2

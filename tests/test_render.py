@@ -141,8 +141,9 @@ CI_FILES = {
         ".github/workflows/deploy.yml",
         ".github/workflows/template-update.yml",
         ".github/workflows/train.yml",
+        ".github/dependabot.yml",
     ],
-    "gitlab": [".gitlab-ci.yml"],
+    "gitlab": [".gitlab-ci.yml", "renovate.json"],
     "none": [],
 }
 FRAMEWORK_FILES = {
