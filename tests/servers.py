@@ -1,6 +1,7 @@
 """Real servers on free loopback ports, for the template's tests and `make bench`: `mlflow
 server` (sqlite backend, local artifacts), a ZenML server (`zenml[server]` in an environment
-of its own, sqlite) with a service account and its API key, and a proxy that breaks an
+of its own, sqlite) with a service account and its API key, a PostgreSQL server (Debian's
+`postgresql`, a cluster of its own in a temporary directory), and a proxy that breaks an
 answer. No pytest, no side effects on import.
 """
 
@@ -9,10 +10,12 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -244,3 +247,74 @@ def cutting_proxy(target: str, *markers: bytes) -> Iterator[str]:
         yield uri
     finally:
         listener.close()
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    host: str
+    port: int
+    database: str
+    user: str  # owns `database`; logs in with its password over TCP
+    password: str
+    socket_dir: Path  # the superuser `postgres` logs in here without a password
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL a project puts in DATABASE_URL."""
+        credentials = f"{self.user}:{self.password}"
+        return f"postgresql+psycopg://{credentials}@{self.host}:{self.port}/{self.database}"
+
+    def psql(self, statement: str) -> str:
+        """Run SQL in `database` as the superuser; its output, unaligned, without headers."""
+        command = [postgres_binary("psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1"]
+        command += ["-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres"]
+        command += ["-d", self.database, "-c", statement]
+        return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def postgres_binary(name: str) -> str:
+    """Debian keeps the server's programs in /usr/lib/postgresql/<major>/bin, off PATH."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parts[-3])
+    path = str(found[-1]) if found else shutil.which(name)
+    if path is None:
+        raise RuntimeError(
+            f"PostgreSQL's {name} is not installed: `apt-get install postgresql` (.ci/run does)"
+        )
+    return path
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """The server refuses to run as root: as root, run it as Debian's `postgres` user."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@contextmanager
+def postgres_server(database: str = "shop", user: str = "analyst") -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of its own (initdb in a temporary directory) on a free loopback
+    port, password authentication over TCP; one database owned by one user. Stopped and
+    deleted when the block ends."""
+    workdir = Path(tempfile.mkdtemp(prefix="template-tests-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres", "postgres")
+    data, log, port = workdir / "data", workdir / "server.log", free_port()
+    password = f"pg-{secrets.token_hex(12)}"
+    pg_ctl = postgres_binary("pg_ctl")
+    initdb = [postgres_binary("initdb"), "-D", str(data), "-U", "postgres", "-E", "UTF8"]
+    initdb += ["--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions"]
+    options = f"-p {port} -h 127.0.0.1 -k {workdir} -c fsync=off"
+    start = [pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"]
+    try:
+        subprocess.run(_as_postgres(initdb), check=True, capture_output=True, text=True)
+        result = subprocess.run(_as_postgres(start), capture_output=True, text=True)
+        if result.returncode != 0:
+            shown = log.read_text()[-3000:] if log.exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start: {result.stderr}{shown}")
+        server = PostgresServer("127.0.0.1", port, "postgres", user, password, workdir)
+        server.psql(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+        server.psql(f"CREATE DATABASE {database} OWNER {user}")
+        yield PostgresServer("127.0.0.1", port, database, user, password, workdir)
+    finally:
+        if (data / "postmaster.pid").exists():
+            stop = [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]
+            subprocess.run(_as_postgres(stop), capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -31,6 +31,16 @@ class DataValidationError(ProjectError, ValueError):
     hint = "fix the data, or the `data:` rules in configs/training.yaml"
 
 
+class DataSourceError(DataValidationError):
+    """A data source or destination cannot be read or written: a missing file, no
+    DATABASE_URL, an unreachable database, a failing query, an unknown driver."""
+
+    hint = (
+        "`data.source` (configs/training.yaml), `input` and `output` "
+        "(configs/batch_inference.yaml); DATABASE_URL in .env or the environment (.env.example)"
+    )
+
+
 class StackError(ProjectError):
     """The ZenML stack cannot be registered or used."""
 

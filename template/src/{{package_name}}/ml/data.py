@@ -1,11 +1,10 @@
 """The data: load the configured source, check it against the `data:` rules, split it.
 
-Plain pandas and scikit-learn. Sources are `sklearn:<name>` (a bundled dataset) or a CSV path.
+Plain pandas and scikit-learn. Sources are `sklearn:<name>` (a bundled dataset), a CSV or Parquet
+file, or a `sql:` query (ml/sources.py reads them).
 """
 
-import csv
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -15,15 +14,18 @@ from pandas.api import types
 
 from ..config import DataConfig, SplitConfig
 from ..errors import DataValidationError
+from . import sources
 
 BUNDLED_DATASETS = ("breast_cancer", "iris", "wine", "diabetes")  # scikit-learn's load_<name>
 SKLEARN_PREFIX = "sklearn:"
 
 
-def load_dataset(source: str) -> pd.DataFrame:
-    """CUSTOMIZE: the data source (`data.source` in configs/training.yaml). `sklearn:<name>`
-    loads a bundled dataset (target column `target`); anything else is a CSV file with a
-    header row."""
+def load_dataset(source: str, database_url: str | None = None) -> pd.DataFrame:
+    """CUSTOMIZE: the data source (`data.source` in configs/training.yaml, `input` in
+    configs/batch_inference.yaml). `sklearn:<name>` loads a bundled dataset (target column
+    `target`); `sql:<query>` runs a query on the database of DATABASE_URL; a `.parquet` or `.pq`
+    path is a Parquet file; any other path a CSV file with a header row (ml/sources.py reads
+    them). Another kind of source: return its rows as a DataFrame here."""
     if source.startswith(SKLEARN_PREFIX):
         name = source.removeprefix(SKLEARN_PREFIX)
         if name not in BUNDLED_DATASETS:
@@ -32,42 +34,15 @@ def load_dataset(source: str) -> pd.DataFrame:
         from sklearn import datasets  # imported on use: a second, which CSV files do not need
 
         return getattr(datasets, f"load_{name}")(as_frame=True).frame
-    path = Path(source)
-    if not path.is_file():
-        raise DataValidationError(f"data file not found: {path}")
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataValidationError(f"data file is empty: {path}") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataValidationError(f"cannot read {path} as CSV: {error}") from None
-    _require_unique_header(path)
-    return frame
-
-
-def _require_unique_header(path: Path) -> None:
-    """pandas renames a repeated column ('x', 'x.1', ...): the model would then expect inputs
-    that no caller sends. Refuse the file instead."""
-    with path.open(newline="", encoding="utf-8") as file:
-        counts = Counter(next(csv.reader(file), []))
-    repeated = [f"'{name}' ({count}x)" for name, count in counts.items() if count > 1]
-    if repeated:
-        more = f" and {len(repeated) - 3} more" if len(repeated) > 3 else ""
-        raise DataValidationError(
-            f"column(s) {', '.join(repeated[:3])}{more} appear more than once in the header of "
-            f"{path}: column names must be unique"
-        )
+    return sources.read_source(source, database_url)
 
 
 def source_fingerprint(source: str) -> str:
-    """Changes whenever the data behind `source` changes, so ZenML's step cache never serves
-    results computed from an older file."""
+    """Changes whenever the data behind `source` changes (a file's bytes, a query's result),
+    so ZenML's step cache never serves results computed from older data."""
     if source.startswith(SKLEARN_PREFIX):
         return f"{source}@scikit-learn-{version('scikit-learn')}"
-    path = Path(source)
-    if not path.is_file():
-        return f"missing:{path}"
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sources.fingerprint(source)
 
 
 def data_steps_cache_key(source: str) -> str:
@@ -75,7 +50,8 @@ def data_steps_cache_key(source: str) -> str:
     loading, validation and split rules) with pandas' version. ZenML keys its cache on a step's
     own code only: without this, an edited rule here would be served stale cached results."""
     digest = hashlib.sha256(f"{source_fingerprint(source)}@pandas-{version('pandas')}".encode())
-    digest.update(Path(__file__).read_bytes())
+    for module in (__file__, sources.__file__):
+        digest.update(Path(module).read_bytes())
     return digest.hexdigest()
 
 

@@ -15,9 +15,12 @@ from zenml.types import MarkdownString
 
 from ..config import BatchInferenceConfig, DataConfig, DriftConfig
 from ..errors import DriftError
+from ..lifecycle.datasets import log_dataset
+from ..ml.batch import output_rows
 from ..ml.data import load_dataset, validate_features
 from ..ml.drift import REFERENCE_ARTIFACT, detect_drift
 from ..ml.predictions import prediction_columns
+from ..ml.sources import is_sql, write_table
 from ..platform.pipeline_runs import TRACKER_RETRY, pipeline_settings
 from .deployment import resolve
 
@@ -96,27 +99,30 @@ def score_batch(
     max_missing_fraction: float,
     output: str,
     drift: DriftCheck,
+    source: str = "",
+    pass_through: list | None = None,
+    output_mode: str = "replace",
 ) -> Annotated[BatchResult, "batch_predictions"]:
     model_uri = f"models:/{model_name}/{version}"
     loaded = mlflow.pyfunc.load_model(model_uri)
     features = loaded.metadata.get_input_schema().input_names()
+    log_dataset(batch, source, "batch", "inference")  # MLflow's Datasets panel
     inputs = validate_features(batch, features, max_missing_fraction)
     predictions = prediction_columns(loaded.predict(inputs), [])
     # The rows as they came (validation made integers floats for the model), then the answers.
-    rows = batch[features].reset_index(drop=True)
-    scored = pd.concat([rows, predictions], axis=1).assign(
-        model_version=version, scored_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    scored_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    scored = output_rows(
+        batch, features, predictions, pass_through or [], model_version=version, scored_at=scored_at
     )
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scored.to_csv(path, index=False)
-    mlflow.log_params({"model_uri": model_uri, "rows": len(scored)})
-    mlflow.log_artifact(str(path), artifact_path="predictions")
+    written = write_table(scored, output, output_mode)  # a file, or a table: no credentials
+    mlflow.log_params({"model_uri": model_uri, "rows": len(scored), "output": written})
+    if not is_sql(output):
+        mlflow.log_artifact(output, artifact_path="predictions")
     run = mlflow.active_run()
     return BatchResult(
         model_name=model_name,
         version=version,
-        output=str(path),
+        output=written,
         rows=len(scored),
         drift=drift,
         mlflow_run_id=run.info.run_id,
@@ -133,6 +139,8 @@ def batch_inference_pipeline(
     max_missing_fraction: float,
     output: str,
     drift: DriftConfig,
+    pass_through: list | None = None,
+    output_mode: str = "replace",
 ) -> None:
     version, _ = resolve(model_name, alias)
     batch = load_batch(source)
@@ -144,6 +152,9 @@ def batch_inference_pipeline(
         max_missing_fraction=max_missing_fraction,
         output=output,
         drift=checked,
+        source=source,
+        pass_through=pass_through,
+        output_mode=output_mode,
     )
 
 
@@ -157,5 +168,7 @@ def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> Batch
         max_missing_fraction=data.max_missing_fraction,
         output=config.output,
         drift=config.drift,
+        pass_through=config.pass_through,
+        output_mode=config.output_mode,
     )
     return run.steps["score_batch"].outputs["batch_predictions"][0].load()

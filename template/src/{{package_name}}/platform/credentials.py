@@ -1,12 +1,13 @@
 """Tracker settings and credentials: the environment first, then the project's gitignored .env.
 
-Values are read here and handed to ZenML as a secret; they are never written anywhere else.
+Tracker values are read here and handed to ZenML as a secret; the database URL of `sql:` sources
+stays in this process's environment. They are never written anywhere else.
 """
 
 import os
 import stat
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 
 from ..errors import StackError
@@ -19,6 +20,8 @@ SETTINGS = (
     "MLFLOW_TRACKING_TOKEN",
 )
 AUTH_METHODS = ("none", "basic", "token")
+# The database of `sql:` sources and outputs (ml/sources.py reads it from the environment).
+DATA_SETTINGS = ("DATABASE_URL",)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -65,6 +68,16 @@ def environment_values(
 def tracker_settings(root: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The non-empty MLFLOW_TRACKING_* settings; the environment wins over .env."""
     return environment_values(root, SETTINGS, environ)
+
+
+def export_data_settings(root: Path, environ: MutableMapping[str, str] | None = None) -> None:
+    """DATABASE_URL from .env into this process's environment, unless the environment has it:
+    the pipelines' steps run in this process and read it there. It is not written anywhere,
+    and never passed as a step parameter (ZenML would store it with the run)."""
+    environ = os.environ if environ is None else environ
+    for name, value in environment_values(root, DATA_SETTINGS, environ).items():
+        if not environ.get(name, "").strip():
+            environ[name] = value
 
 
 def credentials_for(auth: str, settings: Mapping[str, str]) -> dict[str, str]:
