@@ -362,7 +362,8 @@ def test_a_feature_added_in_features_py_is_computed_by_the_served_model(
     raw = list(load_breast_cancer(as_frame=True).feature_names)
     assert served.metadata.get_input_schema().input_names() == raw  # callers send raw columns
     model = served.unwrap_python_model().model  # the fitted Pipeline
-    assert "numeric__area_ratio" in model.named_steps["inputs"].get_feature_names_out()
+    encoded = model.named_steps["inputs"].named_steps["encode"].get_feature_names_out()
+    assert "numeric__area_ratio" in encoded
     rows = load_breast_cancer(as_frame=True).frame.drop(columns=["target"]).head(5)
     # A fresh process loads the version with the code it was logged with (this one has
     # imported the package's modules of earlier versions).
