@@ -124,7 +124,7 @@ def _parse(url: str):
     except ArgumentError:  # its message would quote the URL: say what is wrong instead
         raise DataSourceError(
             f"{DATABASE_URL} is not a database URL: use the SQLAlchemy form "
-            "dialect+driver://user:password@host:port/database"
+            "dialect+driver://host:port/database, with user:password@ before the host"
         ) from None
     if parsed.drivername in DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
