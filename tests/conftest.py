@@ -35,6 +35,7 @@ SLOWEST_FIRST = [
     "test_model_lifecycle",
     "test_ci",
     "test_lifecycle",
+    "test_data_sources",
     "test_stacks",
     "test_auth",
     "test_tensorflow",

@@ -53,15 +53,16 @@ def read_source(source: str, database_url: str | None = None) -> pd.DataFrame:
         try:
             frame = pd.read_parquet(path)
         except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
-            raise DataSourceError(f"cannot read {path} as Parquet: {first_line(error)}") from None
+            message = f"cannot read {path} as Parquet: {first_line(error)}"
+            raise DataValidationError(message) from None
         require_unique_columns(frame.columns, str(path))
         return frame
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
-        raise DataSourceError(f"data file is empty: {path}") from None
+        raise DataValidationError(f"data file is empty: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise DataSourceError(f"cannot read {path} as CSV: {error}") from None
+        raise DataValidationError(f"cannot read {path} as CSV: {error}") from None
     require_unique_header(path)
     return frame
 
@@ -123,7 +124,7 @@ def _parse(url: str):
     except ArgumentError:  # its message would quote the URL: say what is wrong instead
         raise DataSourceError(
             f"{DATABASE_URL} is not a database URL: use the SQLAlchemy form "
-            "dialect+driver://user:password@host:port/database"
+            "dialect+driver://host:port/database, with user:password@ before the host"
         ) from None
     if parsed.drivername in DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
