@@ -185,7 +185,15 @@ def test_batch_inference_writes_a_postgresql_table(project, mlflow_server, clien
         "SELECT column_name FROM information_schema.columns "
         "WHERE table_name = 'predictions' ORDER BY ordinal_position"
     ).split()
-    assert columns == ["id", *FEATURES, "prediction", "model_version", "scored_at"]
+    assert columns == [
+        "id",
+        *FEATURES,
+        "prediction",
+        "probability_0",
+        "probability_1",
+        "model_version",
+        "scored_at",
+    ]
     counted = postgres.psql(
         "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM predictions"
     )
