@@ -15,13 +15,13 @@ from zenml.types import MarkdownString
 
 from ..config import BatchInferenceConfig, DataConfig, DriftConfig
 from ..errors import DriftError
-from ..lifecycle.datasets import log_dataset
 from ..ml.batch import output_rows
 from ..ml.data import load_dataset, validate_features
 from ..ml.drift import REFERENCE_ARTIFACT, detect_drift
 from ..ml.predictions import prediction_columns
 from ..ml.sources import is_sql, write_table
-from ..platform.pipeline_runs import TRACKER_RETRY, pipeline_settings
+from ..platform.datasets import log_dataset
+from ..platform.pipeline_runs import pipeline_settings, retry_if_tracker_lost
 from .deployment import resolve
 
 
@@ -59,7 +59,8 @@ def load_batch(source: str) -> Annotated[pd.DataFrame, "batch"]:
     return load_dataset(source)
 
 
-@step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
+@step(experiment_tracker=True, enable_cache=False)
+@retry_if_tracker_lost
 def check_drift(
     batch: pd.DataFrame, model_name: str, version: str, target: str, drift: DriftConfig
 ) -> tuple[Annotated[DriftCheck, "drift"], Annotated[MarkdownString, "drift_report"]]:
@@ -91,7 +92,8 @@ def check_drift(
     return checked, MarkdownString(markdown)
 
 
-@step(experiment_tracker=True, enable_cache=False, retry=TRACKER_RETRY)
+@step(experiment_tracker=True, enable_cache=False)
+@retry_if_tracker_lost
 def score_batch(
     batch: pd.DataFrame,
     model_name: str,

@@ -13,11 +13,12 @@ from ..lifecycle.aliases import resolve_version
 from ..lifecycle.registration import ZENML_VERSION_TAG
 from ..ml.predictions import same_predictions
 from ..platform.model_server import Deployment, deploy_version
-from ..platform.pipeline_runs import TRACKER_RETRY, pipeline_settings, point_mlflow_at_stack
+from ..platform.pipeline_runs import pipeline_settings, point_mlflow_at_stack, retry_if_tracker_lost
 from ..platform.scoring import payload_from_frame, predict
 
 
-@step(enable_cache=False, retry=TRACKER_RETRY)
+@step(enable_cache=False)
+@retry_if_tracker_lost
 def resolve(
     model_name: str, alias: str, version: str | None = None
 ) -> tuple[Annotated[str, "version"], Annotated[str, "zenml_model_version"]]:

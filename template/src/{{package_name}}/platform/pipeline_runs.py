@@ -1,16 +1,19 @@
 """How this project runs ZenML pipelines: step sources, image settings, step retries, the
 MLflow connection after a step, the Model Control Plane stage, and quieter ZenML logs."""
 
+import functools
 import logging
 import sys
+import time
 from pathlib import Path
 
 import zenml
 from zenml.client import Client
 from zenml.config import DockerSettings
-from zenml.config.retry_config import StepRetryConfig
 from zenml.enums import ModelStages
 from zenml.utils import source_utils
+
+from .tracker import lost_tracker
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_ROOT = PACKAGE_ROOT.parents[1]
@@ -20,10 +23,8 @@ EXPORT_REQUIREMENTS = [
     *("--no-hashes", "--no-emit-project", "--no-dev", "--all-extras"),
 ]
 
-# For the steps that talk to MLflow. A tracker that restarts with a request in flight breaks
-# that request beyond what MLflow's client retries; a second attempt of the step, whose
-# requests then wait for the server to come back, resumes the pipeline's MLflow run.
-TRACKER_RETRY = StepRetryConfig(max_retries=1, delay=5)
+# A tracker that restarts with an answer in flight: the step's body runs again after this.
+TRACKER_RETRY_SECONDS = 5
 
 # How a remote orchestrator (stacks/production.yaml) builds the image the steps run in; local
 # runs ignore it. The parent is ZenML's image for this ZenML and Python version, the
@@ -58,6 +59,30 @@ def pipeline_settings() -> dict:
     ):
         return {}
     return {"docker": DOCKER_SETTINGS}
+
+
+def retry_if_tracker_lost(body):
+    """For the steps that talk to MLflow: a tracker that restarts with an answer in flight cuts
+    it off, beyond what MLflow's client retries; the step's body runs once more, in the same
+    MLflow run, when the server is back. Any other error fails the step at once: ZenML's own
+    step retry (StepRetryConfig) would run again whatever the error, e.g. a model that can
+    never fit. Put it under `@step`."""
+
+    @functools.wraps(body)
+    def run_body(*args, **kwargs):
+        try:
+            return body(*args, **kwargs)
+        except Exception as error:
+            lost = lost_tracker(error)
+            if lost is None:
+                raise
+            logging.getLogger(__name__).warning(
+                "%s; step %s runs again in %d s", lost, body.__name__, TRACKER_RETRY_SECONDS
+            )
+            time.sleep(TRACKER_RETRY_SECONDS)
+            return body(*args, **kwargs)
+
+    return run_body
 
 
 def point_mlflow_at_stack() -> None:

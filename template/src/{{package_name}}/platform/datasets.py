@@ -14,7 +14,8 @@ from ..ml.sources import describe, frame_digest, is_sql
 class ConfiguredSource(DatasetSource):
     """A source as the project's configs name it: a file, a bundled dataset, or a `sql:` query
     with its database described without credentials. Recorded for people; MLflow does not load
-    it back."""
+    it back. Internal: MLflow has no public source for a SQL query, and a DatasetSource names
+    its type through the private `_get_source_type` (tests/test_internals.py)."""
 
     def __init__(self, kind: str, details: dict[str, Any]):
         self._kind, self._details = kind, details
