@@ -306,6 +306,27 @@ def test_a_drifted_batch_stops_batch_inference_in_fail_mode(project, mlflow_serv
     assert report["dataset_drift"] is True and report["batch_rows"] == 200
 
 
+def test_a_batch_without_a_model_column_stops_before_the_pipeline(project, mlflow_server):
+    """The champion's input columns come from its signature: a batch without one of them is
+    refused by the preflight, naming the batch's config, before ZenML runs a step."""
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns=["target", "mean radius"])
+    rows.head(20).to_csv(project / "partial.csv", index=False)
+    config = (project / "configs" / "batch_inference.yaml").read_text()
+    path = project / "configs" / "partial.yaml"
+    path.write_text(config.replace("input: sklearn:breast_cancer", "input: partial.csv"))
+
+    result = run_cli(project, mlflow_server, "batch-infer", "--config", str(path), check=False)
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: the batch does not fit the model: missing required column(s): 'mean radius'"
+    ]
+    assert "hint: fix the batch (`input` in configs/batch_inference.yaml)" in result.stderr
+    assert "Batch inference:" not in result.stdout + result.stderr  # no pipeline started
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_kubernetes_target_writes_an_image_of_the_champion_and_valid_manifests(
     project, mlflow_server, tmp_path
 ):

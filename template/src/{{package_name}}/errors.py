@@ -41,6 +41,15 @@ class DataSourceError(DataValidationError):
     )
 
 
+class BatchDataError(DataValidationError):
+    """The batch to score breaks a rule of the data the model was trained on."""
+
+    hint = (
+        "fix the batch (`input` in configs/batch_inference.yaml), or the `data:` rules in "
+        "configs/training.yaml and retrain"
+    )
+
+
 class StackError(ProjectError):
     """The ZenML stack cannot be registered or used."""
 

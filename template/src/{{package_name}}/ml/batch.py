@@ -5,7 +5,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from ..errors import DataSourceError
+from ..errors import BatchDataError, DataSourceError, DataValidationError
+from .data import validate_features
 
 
 def require_pass_through(columns: Sequence[str], pass_through: Sequence[str]) -> None:
@@ -19,6 +20,16 @@ def require_pass_through(columns: Sequence[str], pass_through: Sequence[str]) ->
             f"pass_through column(s) {names} of configs/batch_inference.yaml not in the batch "
             f"(its columns: {shown}{more})"
         )
+
+
+def validate_batch(
+    batch: pd.DataFrame, features: Sequence[str], max_missing_fraction: float
+) -> pd.DataFrame:
+    """The model's inputs, under the rules of its training data; a broken rule names the batch."""
+    try:
+        return validate_features(batch, features, max_missing_fraction)
+    except DataValidationError as error:
+        raise BatchDataError(f"the batch does not fit the model: {error}") from error
 
 
 def output_rows(

@@ -32,6 +32,10 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 DATABASE_URL = "DATABASE_URL"  # the environment variable with the database's SQLAlchemy URL
 # URLs without a driver, which SQLAlchemy would give to drivers this project does not install.
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+# (query, URL) -> the digest of the query's last result in this process: a command fingerprints
+# the rows it read (preflight, data-step cache key, registration) instead of running the query
+# once more each time.
+_last_read: dict[tuple[str, str], str] = {}
 
 
 def is_sql(source: str) -> bool:
@@ -215,6 +219,7 @@ def read_sql(query: str, database_url: str | None = None) -> pd.DataFrame:
     finally:
         engine.dispose()
     require_unique_columns(frame.columns, "the query's result")
+    _last_read[(query, url)] = frame_digest(frame)
     return frame
 
 
@@ -289,9 +294,13 @@ def frame_digest(frame: pd.DataFrame) -> str:
 
 def fingerprint(source: str, database_url: str | None = None) -> str:
     """Changes whenever the data behind `source` changes: a file's bytes, or a query's result
-    (the query runs: its text alone would miss a changed row)."""
+    (its text alone would miss a changed row): the result this process last read, else the
+    query runs."""
     if is_sql(source):
-        return f"sql:{frame_digest(read_sql(sql_text(source), database_url))}"
+        query, url = sql_text(source), url_from_environment(database_url)
+        if (query, url) not in _last_read:
+            read_sql(query, url)
+        return f"sql:{_last_read[(query, url)]}"
     path = Path(source)
     if not path.is_file():
         return f"missing:{path}"

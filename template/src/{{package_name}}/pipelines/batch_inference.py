@@ -15,8 +15,8 @@ from zenml.types import MarkdownString
 
 from ..config import BatchInferenceConfig, DataConfig, DriftConfig
 from ..errors import DriftError
-from ..ml.batch import output_rows
-from ..ml.data import load_dataset, validate_features
+from ..ml.batch import output_rows, validate_batch
+from ..ml.data import load_dataset
 from ..ml.drift import REFERENCE_ARTIFACT, detect_drift
 from ..ml.predictions import prediction_columns
 from ..ml.sources import is_sql, write_table
@@ -109,7 +109,7 @@ def score_batch(
     loaded = mlflow.pyfunc.load_model(model_uri)
     features = loaded.metadata.get_input_schema().input_names()
     log_dataset(batch, source, "batch", "inference")  # MLflow's Datasets panel
-    inputs = validate_features(batch, features, max_missing_fraction)
+    inputs = validate_batch(batch, features, max_missing_fraction)
     predictions = prediction_columns(loaded.predict(inputs), [])
     # The rows as they came (validation made integers floats for the model), then the answers.
     scored_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
