@@ -245,6 +245,7 @@ def test_the_projects_own_tests_pass_on_this_data(project, postgres, tmp_path_fa
     print(f"\n[timing] make test: {time.perf_counter() - started:.1f} s")
     assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
     assert "test_e2e.py ...." in result.stdout  # the end-to-end tests ran, and passed
+    assert not (project / "mlruns").exists()  # no test left MLflow's default store behind
     # The end-to-end test wrote its predictions under its scratch directory, from the Parquet
     # batch, with the pass-through column.
     scored = list(basetemp.rglob("outputs/scored.parquet"))
