@@ -131,13 +131,18 @@ def validate_dataset(
     if not features:
         raise DataValidationError(f"dataset has no feature columns besides the target '{target}'")
     _require_columns(frame, [*features, target])
+    # A row without a target cannot teach the model: left out, within the same limit.
+    unknown = frame[target].isna()
+    if unknown.mean() > max_missing_fraction:
+        raise DataValidationError(
+            f"target column '{target}' has {unknown.mean():.1%} missing values "
+            f"(data.max_missing_fraction allows {max_missing_fraction:.1%}): rows without a "
+            "target are left out, up to that share"
+        )
+    frame = frame[~unknown]
     inputs = validate_features(frame, features, max_missing_fraction)
 
     y = frame[target].reset_index(drop=True)
-    if y.isna().any():
-        raise DataValidationError(
-            f"target column '{target}' has {int(y.isna().sum())} missing value(s)"
-        )
     if task == "regression":
         if not types.is_numeric_dtype(y) or types.is_bool_dtype(y):
             raise DataValidationError(
