@@ -52,6 +52,13 @@ def prediction_columns(output, classes: Sequence) -> pd.DataFrame:
     return pd.DataFrame({"prediction": array.reshape(len(array), -1)[:, 0]})
 
 
+def score_rows(model, rows: pd.DataFrame) -> pd.DataFrame:
+    """A loaded pyfunc model's answer for these rows, as table columns: what batch inference
+    writes and the pipeline deployment answers (MLflow's scoring server calls the same
+    ServedModel.predict)."""
+    return prediction_columns(model.predict(rows), [])
+
+
 def same_predictions(served: list, expected, tolerance: float = 1e-5) -> bool:
     """What a server answered (JSON: a list, or records for table outputs) against the model's
     own output: labels must match exactly, probabilities up to float rounding."""

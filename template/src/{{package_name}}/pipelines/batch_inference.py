@@ -18,7 +18,7 @@ from ..errors import DriftError
 from ..ml.batch import output_rows, validate_batch
 from ..ml.data import load_dataset
 from ..ml.drift import REFERENCE_ARTIFACT, detect_drift
-from ..ml.predictions import prediction_columns
+from ..ml.predictions import score_rows
 from ..ml.sources import is_sql, write_table
 from ..platform.datasets import log_dataset
 from ..platform.pipeline_runs import pipeline_settings, retry_if_tracker_lost
@@ -110,7 +110,7 @@ def score_batch(
     features = loaded.metadata.get_input_schema().input_names()
     log_dataset(batch, source, "batch", "inference")  # MLflow's Datasets panel
     inputs = validate_batch(batch, features, max_missing_fraction)
-    predictions = prediction_columns(loaded.predict(inputs), [])
+    predictions = score_rows(loaded, inputs)
     # The rows as they came (validation made integers floats for the model), then the answers.
     scored_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     scored = output_rows(

@@ -1,5 +1,8 @@
-"""The HTTP contract of MLflow's scoring server (/invocations): payloads and predictions."""
+"""The HTTP contract of the model servers: payloads and predictions. MLflow's scoring server
+(/invocations) takes the payload itself; ZenML's pipeline deployment (/invoke) takes it as the
+inference pipeline's `payload` parameter and answers its `predictions` output."""
 
+import io
 import json
 from pathlib import Path
 
@@ -47,8 +50,27 @@ def _reason(message: str, limit: int = 300) -> str:
     return cause if len(cause) <= limit else cause[: limit - 3] + "..."
 
 
+def frame_from_payload(payload: dict, schema=None) -> pd.DataFrame:
+    """The rows of an MLflow payload, parsed as MLflow's scoring server parses them."""
+    from mlflow.pyfunc.scoring_server import infer_and_parse_data
+
+    return infer_and_parse_data(payload, schema)
+
+
+def answer_from_frame(predictions: pd.DataFrame) -> list:
+    """The predictions as MLflow's scoring server writes them (JSON records)."""
+    from mlflow.pyfunc.scoring_server import predictions_to_json
+
+    out = io.StringIO()
+    predictions_to_json(predictions, out)
+    return json.loads(out.getvalue())["predictions"]
+
+
 def predict(url: str, payload: dict, timeout: float = 30.0) -> list:
-    """POST the payload to `url` (…/invocations) and return the predictions."""
+    """POST the payload to `url` (…/invocations, or …/invoke) and return the predictions."""
+    pipeline = url.rstrip("/").endswith("/invoke")
+    if pipeline:  # the answer is returned, not stored as an artifact: each request is a run
+        payload = {"parameters": {"payload": payload}, "skip_artifact_materialization": True}
     try:
         body = request_json(url, payload, timeout=timeout)
     except HttpFailure as failure:
@@ -59,4 +81,6 @@ def predict(url: str, payload: dict, timeout: float = 30.0) -> list:
             f"{url} rejected the request ({failure.status}): "
             f"{_reason(failure.detail) or failure.reason}"
         ) from None
+    if pipeline:
+        return body["outputs"]["predictions"]
     return body["predictions"] if isinstance(body, dict) and "predictions" in body else body
