@@ -28,6 +28,7 @@ ANSWER_SETS = {
         "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
         "zenml_server_url": "https://zenml.example.com",
         "hyperparameter_tuning": True,
+        "serving": "pipeline-deployment",
         "ci_provider": "gitlab",
         "author_name": 'Ana "Data" O\'Neil',
         "project_description": 'Predicts churn; has "quotes", \\backslashes\\ and is long enough '
@@ -192,6 +193,12 @@ def test_exact_file_set(rendered):
             f"src/{package}/platform/connectors.py",
         }
         expected |= {"tests/test_remote.py"}
+    if answers["serving"] == "pipeline-deployment":  # ZenML's Deployer and the served pipeline
+        package = answers["package_name"]
+        expected |= {
+            f"src/{package}/platform/pipeline_server.py",
+            f"src/{package}/pipelines/inference.py",
+        }
     assert files == expected
 
 
