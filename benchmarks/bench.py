@@ -175,6 +175,27 @@ def cached_rerun(project: Path, package: str, env: dict) -> dict:
     return result
 
 
+# What every lifecycle command imports at the least: `make all` is measured against it.
+FLOOR_IMPORTS = "import zenml.client, mlflow, sklearn, pandas"
+
+
+def import_floor(project: Path, env: dict) -> float:
+    """Importing zenml, mlflow, scikit-learn and pandas in the project's environment, warm
+    (compiled modules cached): the best of three."""
+    python = str(project / ".venv" / "bin" / "python")
+    return min(timed([python, "-c", FLOOR_IMPORTS], project, env)[0] for _ in range(3))
+
+
+def command_times(project: Path, package: str, env: dict) -> dict:
+    """Each command as a user runs it, in a new process, with the endpoint up: predict (the
+    recorded example: 5 rows), status, batch-infer, undeploy, deploy (from nothing)."""
+    cli = str(project / ".venv" / "bin" / package)
+    times = {}
+    for command in ("predict", "status", "batch-infer", "undeploy", "deploy"):
+        times[command] = timed([cli, command], project, env)[0]
+    return times
+
+
 def probe(project: Path, package: str, env: dict, *args: str) -> dict:
     python = str(project / ".venv" / "bin" / "python")
     # ZenML loads steps defined in __main__ only from below its source root (src/).
@@ -274,6 +295,8 @@ def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path)
         phases.update(done["phases"])
         phases["lifecycle total"] = phases["copy"] + phases["make setup"] + phases["make all"]
         result["lifecycle"] = phases
+        result["floor"] = {"imports": import_floor(project, env)}
+        result["floor"]["make_all_ratio"] = phases["make all"] / result["floor"]["imports"]
         loads.append(load_average())
         if "serving" in args.only:
             floor = probe(project, package, env, "floor", done["version"], str(args.requests))
@@ -282,6 +305,9 @@ def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path)
             for concurrency in (1, 8):
                 measured = load_test(done["url"], payload, concurrency, args.requests)
                 result["serving"][f"HTTP, concurrency {concurrency}"] = measured
+            loads.append(load_average())
+        if "commands" in args.only:
+            result["commands"] = command_times(project, package, env)
             loads.append(load_average())
         timed(["make", "undeploy"], project, env)
         if "cache" in args.only:
@@ -419,6 +445,18 @@ def report(results: dict) -> str:
         "",
         table(runs, refs, backends, rows),
     ]
+    rows = [
+        (f"import floor: `{FLOOR_IMPORTS}` (s)", "floor/imports", ".1f"),
+        ("make all (s)", "lifecycle/make all", ".1f"),
+        ("make all / import floor", "floor/make_all_ratio", ".1f"),
+    ]
+    out += ["", "### `make all` against its import floor", "", table(runs, refs, backends, rows)]
+    if any("commands" in run for run in runs):
+        rows = [
+            (f"`{command}` (s)", f"commands/{command}", ".2f")
+            for command in ("predict", "status", "batch-infer", "undeploy", "deploy")
+        ]
+        out += ["", "### Each command, in a new process", "", table(runs, refs, backends, rows)]
     if any("overhead" in run for run in runs):
         rows = [
             ("no-op step, ZenML only (s/step)", "overhead/noop_per_step", ".2f"),
@@ -496,8 +534,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        default="lifecycle,serving,cache,overhead",
-        help="comma-separated: lifecycle (always), serving, cache, overhead",
+        default="lifecycle,commands,serving,cache,overhead",
+        help="comma-separated: lifecycle (always, with the import floor), commands, serving, "
+        "cache, overhead",
     )
     parser.add_argument("--requests", type=int, default=400, help="requests per load test")
     parser.add_argument("--steps", type=int, default=7, help="no-op steps per probe pipeline")

@@ -36,37 +36,36 @@ def _percentile(values: list[float], fraction: float) -> float:
 def ml_work(package: str) -> dict[str, float]:
     """The ML work of the training pipeline as plain function calls: no ZenML, no MLflow."""
     config = importlib.import_module(f"{package}.config")
-    load = importlib.import_module(f"{package}.data.load")
-    validate = importlib.import_module(f"{package}.data.validate")
-    split = importlib.import_module(f"{package}.data.split")
-    models = importlib.import_module(f"{package}.models")
-    metrics = importlib.import_module(f"{package}.evaluation.metrics")
-    plots = importlib.import_module(f"{package}.evaluation.plots")
+    data_module = importlib.import_module(f"{package}.ml.data")
+    model_module = importlib.import_module(f"{package}.ml.model")
+    metrics = importlib.import_module(f"{package}.ml.metrics")
+    plots = importlib.import_module(f"{package}.ml.plots")
 
     settings = config.load_training_config(Path("configs/training.yaml"))
     data = settings.data
     times = {}
     started = time.perf_counter()
-    raw = load.load_dataset(data.source)
-    dataset = validate.validate_dataset(
-        raw, data.target, data.features, data.labels, data.max_missing_fraction
-    )
-    s = settings.split
-    train_set, test_set = split.split_dataset(dataset, data.target, s.test_size, s.seed, s.stratify)
+    dataset = data_module.load_validated(data)
+    train_set, test_set = data_module.split_data(dataset, data, settings.split)
     times["data"] = time.perf_counter() - started
     mark = time.perf_counter()
     features, y = train_set.drop(columns=[data.target]), train_set[data.target]
-    model = models.train_model(features, y, settings.model, data.labels)
+    model = model_module.train_model(features, y, settings.model, data.task)
     times["fit"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    classifier = models.as_classifier(model, data.labels)
     test_features, test_y = test_set.drop(columns=[data.target]), test_set[data.target]
-    metrics.evaluate_classifier(classifier, test_features, test_y)
+    metrics.evaluate(model, test_features, test_y, data.task, data.average)
     with tempfile.TemporaryDirectory() as folder:
-        plots.plot_evaluation(classifier, test_features, test_y, Path(folder))
+        plots.plot_evaluation(model, test_features, test_y, Path(folder))
     times["evaluate"] = time.perf_counter() - mark
     times["total"] = time.perf_counter() - started
     return times
+
+
+def _prepare(package: str) -> None:
+    app = importlib.import_module(f"{package}.app")
+    app.project_root()
+    app.prepare(importlib.import_module(f"{package}.config").DEFAULT_STACK)
 
 
 def overhead(package: str, steps: int) -> dict:
@@ -74,8 +73,7 @@ def overhead(package: str, steps: int) -> dict:
     as plain calls, and the real training pipeline, all in this one process."""
     from zenml import pipeline
 
-    cli = importlib.import_module(f"{package}.cli")
-    cli._prepare(importlib.import_module(f"{package}.config").DEFAULT_STACK)
+    _prepare(package)
 
     def chain(step_function, length: int):
         @pipeline(enable_cache=False, name=f"bench_{step_function.name}_{length}")
@@ -114,8 +112,7 @@ def floor(package: str, version: str, requests: int) -> dict:
     endpoint cannot beat. Also prints the HTTP payload for the same row."""
     import mlflow
 
-    cli = importlib.import_module(f"{package}.cli")
-    cli._prepare(importlib.import_module(f"{package}.config").DEFAULT_STACK)
+    _prepare(package)
     model = mlflow.pyfunc.load_model(f"models:/{package}/{version}")
     row = model.input_example.head(1)
     for _ in range(20):  # warm-up

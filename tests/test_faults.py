@@ -318,13 +318,13 @@ def test_a_tracker_gone_for_longer_than_the_retries_stops_with_one_line(project,
 
 # ---- The tracker is down, or refuses the credentials, when a command starts ----------------
 
-# train and doctor: tests/test_auth.py. Every other command that talks to MLflow:
+# train and doctor: tests/test_auth.py. Every other command that talks to MLflow (`predict`
+# talks to the endpoint only: test_predict_answers_while_the_tracker_is_down):
 COMMANDS = {
     "promote": ["promote", "--version", "1"],
     "rollback": ["rollback"],
     "status": ["status"],
     "deploy": ["deploy"],
-    "predict": ["predict"],
     "undeploy": ["undeploy"],
     "batch-infer": ["batch-infer"],
     "all": ["all"],
@@ -595,6 +595,15 @@ def test_a_large_body_of_valid_rows_is_scored(endpoint):
     status, answer = post(endpoint, body)
     assert status == 200 and len(answer["predictions"]) == len(frame)
     assert {row["prediction"] for row in answer["predictions"]} == {0, 1}
+
+
+def test_predict_answers_while_the_tracker_is_down(project, endpoint):
+    """`predict` finds the endpoint in the record `deploy` wrote: no MLflow, no ZenML."""
+    down = f"http://127.0.0.1:{free_port()}"
+    result, seconds = cli(project, "predict", MLFLOW_TRACKING_URI=down)
+    print(f"\n[timing] predict (the recorded example, 5 rows), tracker down: {seconds:.2f} s")
+    answers = [json.loads(line) for line in succeeded(result).splitlines()]
+    assert len(answers) == 5 and all(answer["prediction"] in (0, 1) for answer in answers)
 
 
 def test_a_dead_model_server_is_reported_down_and_deploy_restarts_it(project, endpoint):

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -132,6 +133,18 @@ def test_a_second_training_registers_the_next_version(project, mlflow_server):
     )
     assert int(latest_version(client).version) == before + 1
     assert "nothing trained" in result.stdout
+
+
+def test_training_after_the_artifact_folder_is_deleted_reuses_no_lost_artifact(
+    project, mlflow_server
+):
+    """`make clean` deletes .zenml-artifacts while ZenML's store keeps its cache of the data
+    steps: the next training must not be handed cached artifacts whose files are gone."""
+    client = MlflowClient(mlflow_server)
+    before = int(latest_version(client).version)
+    shutil.rmtree(project / ".zenml-artifacts")
+    train(project, MLFLOW_TRACKING_URI=mlflow_server)
+    assert int(latest_version(client).version) == before + 1
 
 
 # The generated project's `make lint` and `make test` run in tests/test_ci.py, as its CI job

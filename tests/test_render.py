@@ -99,6 +99,7 @@ PACKAGE_FILES = [
     "pipelines/training.py",
     "platform/credentials.py",
     "platform/datasets.py",
+    "platform/endpoint_record.py",
     "platform/http_json.py",
     "platform/model_server.py",
     "platform/pipeline_runs.py",

@@ -83,6 +83,12 @@ class ZenmlServerError(ProjectError):
     hint = "`{prog} login` checks the server URL and ZENML_STORE_API_KEY (README: 'ZenML server')"
 
 
+class NoEndpointError(ProjectError):
+    """Nothing is deployed for this model (no endpoint record), or the record has no example."""
+
+    hint = "`{prog} deploy` serves the champion; `{prog} status` shows the endpoint"
+
+
 class DeploymentError(ProjectError):
     """The model server did not start or answered wrongly."""
 

@@ -32,22 +32,30 @@ def deploy(
     model_name: str, version: str, zenml_model_version: str, workers: int, timeout: int
 ) -> Annotated[Deployment, "deployment"]:
     service = deploy_version(model_name, version, zenml_model_version, workers, timeout)
-    return Deployment(model_name=model_name, version=version, url=service.get_prediction_url())
+    return Deployment(
+        model_name=model_name,
+        version=version,
+        url=service.get_prediction_url(),
+        health_url=service.get_healthcheck_url() or "",
+        pid=service.status.pid,
+    )
 
 
 @step(enable_cache=False)
-def smoke_test(deployment: Deployment) -> Annotated[list, "smoke_test_predictions"]:
-    """POST the model's logged input example; the answer must equal the model's own."""
+def smoke_test(deployment: Deployment) -> Annotated[Deployment, "tested_deployment"]:
+    """POST the model's logged input example; the answer must equal the model's own. The
+    example is kept with the deployment: `predict` sends it when given no rows."""
     point_mlflow_at_stack()
     model = mlflow.pyfunc.load_model(f"models:/{deployment.model_name}/{deployment.version}")
     expected = model.predict(model.input_example)
-    served = predict(deployment.url, payload_from_frame(model.input_example))
+    payload = payload_from_frame(model.input_example)
+    served = predict(deployment.url, payload)
     if not same_predictions(served, expected):
         raise DeploymentError(
             f"smoke test failed: {deployment.url} answered {served}, "
             f"expected {np.asarray(expected).tolist()}"
         )
-    return served
+    return deployment.model_copy(update={"example": payload})
 
 
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
@@ -70,4 +78,6 @@ def run_deployment(config: DeploymentConfig, version: str | None = None) -> Depl
         timeout=config.start_timeout_seconds,
         smoke=config.smoke_test,
     )
+    if config.smoke_test:
+        return run.steps["smoke_test"].outputs["tested_deployment"][0].load()
     return run.steps["deploy"].outputs["deployment"][0].load()

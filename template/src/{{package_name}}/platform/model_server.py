@@ -26,7 +26,9 @@ from zenml.models import ServiceRequest
 from zenml.services import ServiceState
 from zenml.services.service import ZENM_ENDPOINT_PREFIX, BaseService
 
+from ..config import find_project_root
 from ..errors import DeploymentError
+from .endpoint_record import forget_endpoint
 from .pipeline_runs import point_mlflow_at_stack
 
 
@@ -36,6 +38,9 @@ class Deployment(BaseModel):
     model_name: str
     version: str
     url: str
+    health_url: str = ""
+    pid: int | None = None  # the server's process
+    example: dict = {}  # the payload the smoke test sent: the version's input example
 
 
 # An exception's last line (`ValueError: ...`) or uvicorn's `ERROR: ...`.
@@ -131,8 +136,9 @@ def is_serving(service: MLFlowDeploymentService) -> bool:
 
 
 def stop_model_servers(model_name: str) -> list[str]:
-    """Stop and delete this model's servers, and any orphaned server; returns the versions
-    they served."""
+    """Stop and delete this model's servers, and any orphaned server, and forget its endpoint
+    record; returns the versions they served."""
+    forget_endpoint(find_project_root(), model_name)
     deployer = MLFlowModelDeployer.get_active_model_deployer()
     stopped = []
     for service in model_servers(model_name):

@@ -5,6 +5,7 @@ import functools
 import logging
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import zenml
@@ -83,6 +84,20 @@ def retry_if_tracker_lost(body):
             return body(*args, **kwargs)
 
     return run_body
+
+
+def artifact_store_generation() -> str:
+    """Changes when the stack's local artifact folder is deleted (`make clean`) and made again,
+    so that ZenML's cache of the data steps, which outlives the folder in ZenML's store, never
+    hands out artifacts whose files are gone. "" for a remote artifact store."""
+    path = Client().active_stack.artifact_store.path
+    if "://" in path:
+        return ""
+    marker = Path(path) / ".generation"
+    if not marker.is_file():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(uuid.uuid4().hex)
+    return marker.read_text().strip()
 
 
 def point_mlflow_at_stack() -> None:

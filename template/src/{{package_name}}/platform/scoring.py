@@ -2,21 +2,58 @@
 (/invocations) takes the payload itself; ZenML's pipeline deployment (/invoke) takes it as the
 inference pipeline's `payload` parameter and answers its `predictions` output."""
 
+import csv
 import io
 import json
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ..errors import PredictionError, RequestRejectedError
 from .http_json import HttpFailure, request_json
 
+if TYPE_CHECKING:  # pandas only where a frame is at hand: `predict` answers without it
+    import pandas as pd
+
 PAYLOAD_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+TRUE, FALSE = {"True", "TRUE", "true"}, {"False", "FALSE", "false"}  # as pandas reads them
 
 
-def payload_from_frame(frame: pd.DataFrame) -> dict:
+def payload_from_frame(frame: "pd.DataFrame") -> dict:
     """Column-named rows: what a model logged with a DataFrame signature expects."""
     return {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
+
+
+def first_rows(payload: dict, rows: int) -> dict:
+    """A `dataframe_split` payload cut to its first rows (other payloads as they are)."""
+    split = payload.get("dataframe_split")
+    if not split:
+        return payload
+    return {"dataframe_split": {**split, "data": split["data"][:rows]}}
+
+
+def csv_value(text: str) -> float | bool | str | None:
+    """A CSV cell as pandas would read it: empty is missing, then a number, a boolean, text."""
+    if text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return True if text in TRUE else False if text in FALSE else text
+
+
+def payload_from_csv(path: Path) -> dict:
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            header, *rows = list(csv.reader(file))
+    except (ValueError, UnicodeDecodeError, csv.Error) as error:  # ValueError: no header row
+        raise PredictionError(f"cannot read {path} as CSV: {error}") from None
+    rows = [row for row in rows if row]
+    if not rows:
+        raise PredictionError(f"{path} has no rows to predict")
+    if any(len(row) != len(header) for row in rows):
+        raise PredictionError(f"cannot read {path} as CSV: rows and header differ in length")
+    data = [[csv_value(cell) for cell in row] for row in rows]
+    return {"dataframe_split": {"columns": header, "data": data}}
 
 
 def payload_from_file(path: Path) -> dict:
@@ -24,13 +61,7 @@ def payload_from_file(path: Path) -> dict:
     if not path.is_file():
         raise PredictionError(f"input file not found: {path}")
     if path.suffix.lower() == ".csv":
-        try:
-            frame = pd.read_csv(path)
-        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise PredictionError(f"cannot read {path} as CSV: {error}") from None
-        if frame.empty:
-            raise PredictionError(f"{path} has no rows to predict")
-        return payload_from_frame(frame)
+        return payload_from_csv(path)
     try:
         content = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -50,14 +81,14 @@ def _reason(message: str, limit: int = 300) -> str:
     return cause if len(cause) <= limit else cause[: limit - 3] + "..."
 
 
-def frame_from_payload(payload: dict, schema=None) -> pd.DataFrame:
+def frame_from_payload(payload: dict, schema=None) -> "pd.DataFrame":
     """The rows of an MLflow payload, parsed as MLflow's scoring server parses them."""
     from mlflow.pyfunc.scoring_server import infer_and_parse_data
 
     return infer_and_parse_data(payload, schema)
 
 
-def answer_from_frame(predictions: pd.DataFrame) -> list:
+def answer_from_frame(predictions: "pd.DataFrame") -> list:
     """The predictions as MLflow's scoring server writes them (JSON records)."""
     from mlflow.pyfunc.scoring_server import predictions_to_json
 

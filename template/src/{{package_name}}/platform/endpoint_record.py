@@ -1,0 +1,62 @@
+"""Where this project's model is served: a small JSON record that `deploy` writes, so that
+`predict`, `status` and `undeploy` find the endpoint in milliseconds, without importing ZenML
+or MLflow (seconds each). ZenML's service records stay the source of truth for `deploy`.
+
+One file per registered model, `.serving/<model>.json` (gitignored): no credentials, only
+the URL, the server's process and the version's logged input example.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FOLDER = ".serving"
+
+
+@dataclass
+class EndpointRecord:
+    model_name: str
+    version: str
+    url: str  # where predictions are POSTed
+    health_url: str = ""  # answers while the server is up
+    pid: int | None = None  # the server's process: gone means the server is down
+    example: dict = field(default_factory=dict)  # the version's input example, as a payload
+
+
+def record_path(root: Path, model_name: str) -> Path:
+    return root / FOLDER / f"{model_name}.json"
+
+
+def save_endpoint(root: Path, record: EndpointRecord) -> Path:
+    path = record_path(root, record.model_name)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    return path
+
+
+def load_endpoint(root: Path, model_name: str) -> EndpointRecord | None:
+    """The record, or None when nothing was deployed (or the file is not one of ours)."""
+    try:
+        return EndpointRecord(**json.loads(record_path(root, model_name).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def forget_endpoint(root: Path, model_name: str) -> None:
+    record_path(root, model_name).unlink(missing_ok=True)
+
+
+def is_up(record: EndpointRecord) -> bool:
+    """Its process lives and its health URL answers (another process may hold a dead
+    server's port: the pid tells them apart)."""
+    import psutil  # milliseconds, unlike ZenML's service lookup
+
+    from .http_json import NOT_JSON, HttpFailure, request_json
+
+    if record.pid is not None and not psutil.pid_exists(record.pid):
+        return False
+    try:
+        request_json(record.health_url or record.url, timeout=2.0)
+    except HttpFailure as failure:
+        return failure.status is not None or failure.reason == NOT_JSON  # it answered
+    return True
