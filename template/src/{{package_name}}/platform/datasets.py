@@ -32,7 +32,7 @@ class ConfiguredSource(DatasetSource):
 
     @classmethod
     def _resolve(cls, raw_source: Any) -> "ConfiguredSource":
-        raise NotImplementedError
+        raise NotImplementedError("never resolved: _can_resolve is False")
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self._details)
