@@ -9,7 +9,6 @@ scoring_server.load_model_with_mlflow_config is how MLflow's own server loads a 
 """
 
 import os
-import re
 import shutil
 import sys
 import time
@@ -30,6 +29,7 @@ from ..config import find_project_root
 from ..errors import DeploymentError
 from .endpoint_record import forget_endpoint
 from .pipeline_runs import point_mlflow_at_stack
+from .server_log import failure_in_log
 
 
 class Deployment(BaseModel):
@@ -41,20 +41,6 @@ class Deployment(BaseModel):
     health_url: str = ""
     pid: int | None = None  # the server's process
     example: dict = {}  # the payload the smoke test sent: the version's input example
-
-
-# An exception's last line (`ValueError: ...`) or uvicorn's `ERROR: ...`.
-ERROR_LINE = re.compile(r"[\w.]*(Error|Exception|ERROR)\b")
-
-
-def failure_in_log(log: str) -> str:
-    """A model server's last error in its log, with its continuation when the exception's
-    message was wrapped; the daemon's own cleanup and uvicorn's INFO lines are not reasons."""
-    tail = log.split("\u256f")[-1]  # after a traceback's frames (rich draws them in a box)
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(("Cleanup:", "INFO:"))]
-    errors = [i for i, line in enumerate(lines) if ERROR_LINE.match(line)]
-    return " ".join(lines[errors[-1] :])[:300] if errors else "its log gives no reason"
 
 
 class LocalModelServer(MLFlowDeploymentService):
