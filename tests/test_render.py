@@ -104,6 +104,7 @@ PACKAGE_FILES = [
     "platform/model_server.py",
     "platform/pipeline_runs.py",
     "platform/scoring.py",
+    "platform/server_log.py",
     "platform/stack.py",
     "platform/tracker.py",
     "platform/zenml_server.py",
