@@ -41,10 +41,13 @@ BACKENDS = {
     "server": "ZenML's local store, a local `mlflow server`",
     "server-auth": "ZenML's local store, a local `mlflow server --app-name basic-auth`",
     "zenml-server": "a local ZenML server (service account key), the embedded MLflow",
+    "team-postgres": "a team's `mlflow server` (docs/team-tracker.md): PostgreSQL for runs and "
+    "users, proxied artifacts, basic auth, 2 workers",
+    "team-sqlite": "the same team server on sqlite files",
 }
 
 sys.path.insert(0, str(TEMPLATE / "tests"))
-from servers import mlflow_auth_server, mlflow_server, zenml_server  # noqa: E402 (the tests' loopback servers)
+from servers import mlflow_auth_server, mlflow_server, mlflow_team_server, zenml_server  # noqa: E402 (the tests' loopback servers)
 
 # --- processes ---------------------------------------------------------------------------
 
@@ -277,9 +280,10 @@ def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path)
     answers = {"project_name": package.replace("_", " ").title(), "package_name": package}
     if backend == "server":
         answers["mlflow_tracking_uri"] = servers[backend]
-    elif backend == "server-auth":  # the credentials typed at copy time, as a user would
-        username, password = servers[backend].user
-        answers.update(mlflow_tracking_uri=servers[backend].uri, mlflow_auth="basic")
+    elif backend in ("server-auth", "team-postgres", "team-sqlite"):  # typed at copy time
+        server = servers[backend]
+        username, password = server.user if backend == "server-auth" else server.users["alice"]
+        answers.update(mlflow_tracking_uri=server.uri, mlflow_auth="basic")
         answers.update(mlflow_username=username, mlflow_password=password)
     elif backend == "zenml-server":
         answers["zenml_server_url"] = servers[backend].url
@@ -607,6 +611,10 @@ def main() -> None:
             servers["server-auth"] = stack.enter_context(auth_server)
         if "zenml-server" in backends:
             servers["zenml-server"] = stack.enter_context(zenml_server(base / "zenml-server"))
+        for backend in {"team-postgres", "team-sqlite"} & set(backends):
+            database = backend.removeprefix("team-")
+            team = mlflow_team_server(base / backend, database=database)
+            servers[backend] = stack.enter_context(team)
         for index in range(1, args.runs + 1):
             for backend in backends:
                 for ref in refs:

@@ -33,8 +33,10 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 SLOWEST_FIRST = [
     "test_faults",
     "test_model_lifecycle",
+    "test_team_tracker",
     "test_ci",
     "test_lifecycle",
+    "test_pipeline_serving",
     "test_data_sources",
     "test_stacks",
     "test_auth",

@@ -96,10 +96,16 @@ def test_doctor_reports_every_check_ok(project, mlflow_auth_server):
         ["ok", "tracker:"],
         ["ok", "credentials:"],
         ["ok", "registry:"],
+        ["ok", "server:"],
+        ["ok", "permission:"],
         ["ok", "stack:"],
     ]
     assert "local ZenML store" in lines[0]
     assert "accepted (basic auth as alice)" in lines[2]
+    assert "backend store: a SQL database" in lines[4]
+    # alice trained first (the test above): she created the experiment and the model.
+    held = f"alice: MANAGE on experiment '{PACKAGE}', MANAGE on registered model '{PACKAGE}'"
+    assert lines[5].endswith(held)
     print(f"\n[timing] doctor, all ok: {seconds:.1f} s")
 
 

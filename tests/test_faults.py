@@ -103,12 +103,13 @@ def project(tmp_path_factory, tracker) -> Path:
         mlflow_password=tracker.user[1],
     )
     run(["make", "setup"], cwd=project)
-    # The training's experiment exists before any test kills the tracker: MLflow's basic-auth
-    # app grants a new experiment's creator access only after creating it, so a kill between
-    # the two (a race in MLflow's server) would lock the user out of it for the whole module.
+    # The training's experiment (named after the model) exists before any test kills the
+    # tracker: MLflow's basic-auth app grants a new experiment's creator access only after
+    # creating it, so a kill between the two (a race in MLflow's server) would lock the user
+    # out of it for the whole module.
     user, password = tracker.user
     credentials = {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
-    create = "import mlflow; mlflow.set_experiment('training_pipeline')"
+    create = "import mlflow; mlflow.set_experiment('fault_finder')"
     run(
         [".venv/bin/python", "-c", create],
         project,

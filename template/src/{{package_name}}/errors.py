@@ -77,6 +77,12 @@ class CredentialsRejectedError(ProjectError):
     hint = "edit .env (see .env.example), then `{prog} doctor`"
 
 
+class PermissionMissingError(ProjectError):
+    """The user may not write the project's experiment or registered model."""
+
+    hint = "docs/team-tracker.md 'Users and permissions'; `{prog} doctor` shows your permissions"
+
+
 class ZenmlServerError(ProjectError):
     """The ZenML server is unreachable, or no API key is set, or it refuses the key."""
 

@@ -162,7 +162,9 @@ def batch_inference_pipeline(
 
 def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> BatchResult:
     """Score `config.input` with the model under `config.alias`, using the training data rules."""
-    run = batch_inference_pipeline.with_options(settings=pipeline_settings())(
+    run = batch_inference_pipeline.with_options(
+        settings=pipeline_settings(experiment=config.model_name)
+    )(
         model_name=config.model_name,
         alias=config.alias,
         source=config.input,

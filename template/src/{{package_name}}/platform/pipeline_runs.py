@@ -12,6 +12,9 @@ import zenml
 from zenml.client import Client
 from zenml.config import DockerSettings
 from zenml.enums import ModelStages
+from zenml.integrations.mlflow.flavors.mlflow_experiment_tracker_flavor import (
+    MLFlowExperimentTrackerSettings,
+)
 from zenml.utils import source_utils
 
 from .tracker import lost_tracker
@@ -45,12 +48,17 @@ DOCKER_SETTINGS = DockerSettings(
 )
 
 
-def pipeline_settings() -> dict:
+def pipeline_settings(experiment: str | None = None) -> dict:
     """Steps load as `<package>.pipelines...` (from src/), not as `src.<package>...` (from the
-    ZenML repository root): one copy of every module and exception class. DOCKER_SETTINGS only
-    for a stack that builds images: ZenML warns about unused Docker settings (ZML002), and
-    finding the caller for that warning costs it about a second per run."""
+    ZenML repository root): one copy of every module and exception class. The tracked steps
+    log into `experiment`, the project's own (ZenML's default, the pipeline's name, is shared
+    by every project on a team's server). DOCKER_SETTINGS only for a stack that builds images:
+    ZenML warns about unused Docker settings (ZML002), and finding the caller for that warning
+    costs it about a second per run."""
     source_utils.set_custom_source_root(str(PACKAGE_ROOT.parent))  # internal: no public API
+    settings = {}
+    if experiment:
+        settings["experiment_tracker"] = MLFlowExperimentTrackerSettings(experiment_name=experiment)
     stack = Client().active_stack
     deployer = stack.deployer
     if (
@@ -58,8 +66,8 @@ def pipeline_settings() -> dict:
         and stack.step_operator is None
         and (deployer is None or deployer.flavor == "local")
     ):
-        return {}
-    return {"docker": DOCKER_SETTINGS}
+        return settings
+    return {**settings, "docker": DOCKER_SETTINGS}
 
 
 def retry_if_tracker_lost(body):

@@ -10,12 +10,14 @@ import re
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import (
     CredentialsRejectedError,
+    PermissionMissingError,
     ProjectError,
     TrackerLostError,
     TrackerUnreachableError,
@@ -83,8 +85,9 @@ def _rejected(tracker: Tracker) -> str:
     return f"credentials rejected by {tracker.uri}: set MLFLOW_TRACKING_USERNAME/PASSWORD in .env"
 
 
-def _call(tracker: Tracker, path: str, body: dict | None = None) -> dict:
-    """GET (or POST a JSON body to) the tracker; HTTP failures become one-line ProjectErrors."""
+def _call(tracker: Tracker, path: str, body: dict | None = None, absent_ok: bool = False):
+    """GET (or POST a JSON body to) the tracker; HTTP failures become one-line ProjectErrors.
+    With `absent_ok`, a 404 (no such experiment, model or route) returns None instead."""
     url = f"{tracker.uri.rstrip('/')}{path}"
     try:
         return request_json(
@@ -95,6 +98,8 @@ def _call(tracker: Tracker, path: str, body: dict | None = None) -> dict:
             insecure_tls=tracker.insecure_tls,
         )
     except HttpFailure as failure:
+        if failure.status == 404 and absent_ok:
+            return None
         if failure.status in (401, 403):
             raise CredentialsRejectedError(_rejected(tracker)) from None
         if failure.status:
@@ -135,6 +140,128 @@ def check_registry(tracker: Tracker) -> str:
     return f"model registry answers ({len(models)}{more} registered models visible)"
 
 
+WRITE = ("EDIT", "MANAGE")  # the MLflow permissions that may create runs, versions, aliases
+
+
+@dataclass(frozen=True)
+class Access:
+    """A basic-auth user's permission on the project's experiment and registered model (None:
+    it does not exist yet, and whoever creates it will MANAGE it)."""
+
+    user: str
+    admin: bool
+    experiment: tuple[str, str | None]  # (name, permission)
+    model: tuple[str, str | None]
+
+    def missing(self, kinds: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        """(kind, name, permission), in the order of `kinds`, of what exists and this user may
+        not write."""
+        if self.admin:
+            return []
+        held = {"experiment": self.experiment, "registered model": self.model}
+        found = [(kind, *held[kind]) for kind in kinds]
+        return [(kind, name, p) for kind, name, p in found if p and p not in WRITE]
+
+    def describe(self) -> str:
+        if self.admin:
+            return f"{self.user} is an MLflow admin"
+        named = [("experiment", *self.experiment), ("registered model", *self.model)]
+        held = [f"{p} on {kind} '{n}'" if p else f"{kind} '{n}' is new" for kind, n, p in named]
+        return f"{self.user}: {', '.join(held)}"
+
+
+def _permission(tracker: Tracker, user: str, resource_type: str, resource_id: str) -> str | None:
+    query = _query(username=user, resource_type=resource_type, resource_id=resource_id)
+    answer = _call(tracker, f"/api/3.0/mlflow/users/permissions/get?{query}", absent_ok=True)
+    return answer and answer["permission"]  # None: a server without this API
+
+
+def _query(**values: str) -> str:
+    return urllib.parse.urlencode(values)
+
+
+def access(tracker: Tracker, experiment: str, model: str) -> Access | None:
+    """What the server's basic-auth app says this user may do, through its permission API
+    (MLflow 3.17's, which resolves roles and the default permission as the server does); None
+    when the tracker has no users (embedded, no authentication, a token) or no such API."""
+    if not is_remote(tracker.uri) or "username" not in tracker.credentials:
+        return None
+    user = tracker.credentials["username"]
+    me = _call(tracker, f"/api/2.0/mlflow/users/get?{_query(username=user)}", absent_ok=True)
+    if me is None:
+        return None
+    if me["user"]["is_admin"]:
+        return Access(user, True, (experiment, "MANAGE"), (model, "MANAGE"))
+    held = {}
+    for kind, path, resource in [
+        ("experiment", f"experiments/get-by-name?{_query(experiment_name=experiment)}", None),
+        ("registered_model", f"registered-models/get?{_query(name=model)}", model),
+    ]:
+        found = _call(tracker, f"/api/2.0/mlflow/{path}", absent_ok=True)
+        if found is None:
+            held[kind] = None  # new: its creator will MANAGE it
+            continue
+        resource = resource or found["experiment"]["experiment_id"]
+        held[kind] = _permission(tracker, user, kind, resource)
+        if held[kind] is None:
+            return None
+    return Access(user, False, (experiment, held["experiment"]), (model, held["registered_model"]))
+
+
+def require_write(
+    tracker: Tracker, experiment: str, model: str, purpose: str, kinds: tuple[str, ...]
+) -> None:
+    """One line before any pipeline when the user may not write what `purpose` writes: the
+    `kinds` of resource ("experiment", "registered model") that exist."""
+    found = access(tracker, experiment, model)
+    missing = found.missing(kinds) if found else []
+    if missing:
+        kind, name, held = missing[0]
+        raise PermissionMissingError(
+            f"{found.user} has {held} on {kind} '{name}' at {tracker.uri}; {purpose} needs EDIT: "
+            f"an MLflow admin or a user with MANAGE on it (its creator) can grant it"
+        )
+
+
+def artifact_mode(location: str) -> str:
+    """Where an experiment's artifacts go, as a client sees it."""
+    if location.startswith("mlflow-artifacts:"):
+        return "proxied by the server (--serve-artifacts: clients hold no storage credentials)"
+    scheme = location.split("://", 1)[0] if "://" in location else "file"
+    if scheme == "file":
+        return f"a path on the server's disk ({location}): every client must share it"
+    return f"written by clients straight to {location} (they need its credentials)"
+
+
+def check_server(tracker: Tracker, experiment: str) -> str:
+    """The server's backend store and where the project's artifacts go (from the project's
+    experiment, else MLflow's Default experiment, which takes the server's default root)."""
+    if not is_remote(tracker.uri):
+        return "embedded MLflow: sqlite in the artifact store, artifacts beside it"
+    info = _call(tracker, "/api/3.0/mlflow/server-info", absent_ok=True) or {}
+    store = {"SqlStore": "a SQL database", "FileStore": "files (mlruns)"}
+    backend = store.get(info.get("store_type"), "not reported")
+    path = f"/api/2.0/mlflow/experiments/get-by-name?{_query(experiment_name=experiment)}"
+    found = _call(tracker, path, absent_ok=True)
+    found = found or _call(tracker, "/api/2.0/mlflow/experiments/get?experiment_id=0")
+    location = found["experiment"]["artifact_location"]
+    return f"backend store: {backend}; artifacts {artifact_mode(location)}"
+
+
+def check_permission(tracker: Tracker, experiment: str, model: str) -> str:
+    found = access(tracker, experiment, model)
+    if found is None:
+        return "not checked (no basic-auth user, or the server has no permission API)"
+    missing = found.missing(("experiment", "registered model"))
+    if missing:
+        kind, name, held = missing[0]
+        raise PermissionMissingError(
+            f"{found.describe()}: training needs EDIT on {kind} '{name}' (an MLflow admin or "
+            "a user with MANAGE on it can grant it)"
+        )
+    return found.describe()
+
+
 TRACKER_CHECKS: list[tuple[str, Callable[[Tracker], str]]] = [
     ("tracker", check_answers),
     ("credentials", check_credentials),
@@ -142,10 +269,16 @@ TRACKER_CHECKS: list[tuple[str, Callable[[Tracker], str]]] = [
 ]
 
 
-def run_checks(tracker: Tracker) -> list[tuple[str, bool, str]]:
-    """(name, passed, detail) per check; after a failure the later checks cannot pass."""
+def run_checks(tracker: Tracker, experiment: str, model: str) -> list[tuple[str, bool, str]]:
+    """(name, passed, detail) per check; after a failure the later checks cannot pass. The
+    project's experiment and model name what the server and permission checks look at."""
+    checks = [
+        *TRACKER_CHECKS,
+        ("server", lambda t: check_server(t, experiment)),
+        ("permission", lambda t: check_permission(t, experiment, model)),
+    ]
     results = []
-    for name, check in TRACKER_CHECKS:
+    for name, check in checks:
         if results and not results[-1][1]:
             results.append((name, False, "skipped: the previous check failed"))
             continue
