@@ -1,7 +1,8 @@
 """Real servers on free loopback ports, for the template's tests and `make bench`: `mlflow
 server` (sqlite backend, local artifacts), a ZenML server (`zenml[server]` in an environment
-of its own, sqlite) with a service account and its API key, a PostgreSQL server (Debian's
-`postgresql`, a cluster of its own in a temporary directory), and a proxy that breaks an
+of its own, sqlite or a store URL given) with a service account and its API key, a PostgreSQL
+server (Debian's `postgresql`, a cluster of its own in a temporary directory), a MariaDB server
+(Debian's `mariadb-server`, a data directory of its own in one), and a proxy that breaks an
 answer. No pytest, no side effects on import.
 """
 
@@ -72,26 +73,31 @@ def _process(command: list[str], workdir: Path, env: dict, uri: str, seconds: in
 
 
 @contextmanager
-def mlflow_server(workdir: Path, extra=(), env: dict | None = None) -> Iterator[str]:
-    """`mlflow server` (sqlite backend, local artifacts); yields its URI."""
+def mlflow_server(
+    workdir: Path, extra=(), env: dict | None = None, backend: str = "", workers: int = 1
+) -> Iterator[str]:
+    """`mlflow server` (a sqlite backend unless `backend` names another, artifacts proxied to
+    a local folder); yields its URI."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
+    backend = backend or f"sqlite:///{workdir / 'mlflow.db'}"
     command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}"]
+    command += ["--workers", str(workers), "--backend-store-uri", backend]
     command += ["--artifacts-destination", str(workdir / "artifacts"), *extra]
     server_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})}
     with _process(command, workdir, server_env, uri, seconds=180):
         yield uri
 
 
-def basic_auth_env(workdir: Path, admin: tuple[str, str]) -> dict[str, str]:
+def basic_auth_env(workdir: Path, admin: tuple[str, str], database: str = "") -> dict[str, str]:
     """What `mlflow server --app-name basic-auth` needs: an ini with this admin (MLflow wants a
-    password of >= 12 characters, and has no default) and a Flask secret key."""
-    config = workdir / "basic_auth.ini"
+    password of >= 12 characters, and has no default), its users' database (sqlite unless
+    `database` names another) and a Flask secret key."""
+    config, database = workdir / "basic_auth.ini", database or f"sqlite:///{workdir / 'auth.db'}"
     config.write_text(
         "[mlflow]\ndefault_permission = READ\n"
-        f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
+        f"database_uri = {database}\n"
         f"admin_username = {admin[0]}\nadmin_password = {admin[1]}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         # Without a cache every request re-checks the password (~0.3 s): training 2.5x slower.
@@ -134,6 +140,42 @@ def mlflow_auth_server(workdir: Path, username: str = "alice") -> Iterator[AuthS
 
 
 @dataclass(frozen=True)
+class TeamServer:
+    uri: str
+    admin: tuple[str, str]
+    users: dict[str, tuple[str, str]]  # name -> (name, password); none of them admins
+    postgres: "PostgresServer | None"  # None: on sqlite
+    artifacts: Path  # where the server keeps them (clients never write here)
+
+
+@contextmanager
+def mlflow_team_server(
+    workdir: Path, users=("alice", "bob"), database: str = "postgresql"
+) -> Iterator[TeamServer]:
+    """`mlflow server` as a team runs it (the generated docs/team-tracker.md): runs and users
+    (basic auth, default permission READ) in PostgreSQL, artifacts proxied by the server
+    (`--serve-artifacts`: clients never see the storage), 2 workers. `database="sqlite"`: the
+    same server on sqlite files, to compare."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    admin = ("admin", f"admin-{secrets.token_hex(8)}")
+    options = ["--app-name", "basic-auth", "--serve-artifacts"]
+    with contextlib.ExitStack() as stack:
+        postgres, backend, auth_database = None, "", ""
+        if database == "postgresql":
+            postgres = stack.enter_context(postgres_server(database="mlflow", user="mlflow"))
+            postgres.psql("CREATE DATABASE mlflow_auth OWNER mlflow")
+            backend = postgres.url
+            auth_database = postgres.url.rsplit("/", 1)[0] + "/mlflow_auth"
+        env = basic_auth_env(workdir, admin, database=auth_database)
+        server = mlflow_server(workdir, options, env, backend=backend, workers=2)
+        uri = stack.enter_context(server)
+        accounts = {name: (name, f"pw-{secrets.token_hex(10)}") for name in users}
+        for account in accounts.values():
+            create_user(uri, admin, account)
+        yield TeamServer(uri, admin, accounts, postgres, workdir / "artifacts")
+
+
+@dataclass(frozen=True)
 class ZenmlServer:
     url: str
     api_key: str  # the service account's
@@ -163,11 +205,12 @@ def post(url: str, form: dict | None = None, json_body: dict | None = None, toke
 
 
 @contextmanager
-def zenml_server(workdir: Path) -> Iterator[ZenmlServer]:
+def zenml_server(workdir: Path, store_url: str = "") -> Iterator[ZenmlServer]:
     """`uvicorn zenml.zen_server.zen_server_api:app` (the entry point of `zenml login --local`
     and of ZenML's server image) with OAuth2 authentication, activated at start with an admin
     whose password only this function knows; a service account and its API key made over the
-    REST API as an admin would."""
+    REST API as an admin would. Its database: `store_url` (e.g. `MariadbServer.url`), else a
+    sqlite file in `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
     port, admin_password = free_port(), f"admin-{secrets.token_hex(8)}"
     url = f"http://127.0.0.1:{port}"
@@ -176,7 +219,7 @@ def zenml_server(workdir: Path) -> Iterator[ZenmlServer]:
         **inherited,
         "ZENML_SERVER": "true",
         "ZENML_CONFIG_PATH": str(workdir / "config"),
-        "ZENML_STORE_URL": f"sqlite:///{workdir / 'server.db'}",
+        "ZENML_STORE_URL": store_url or f"sqlite:///{workdir / 'server.db'}",
         "ZENML_SERVER_AUTO_ACTIVATE": "true",
         "ZENML_DEFAULT_USER_NAME": "admin",
         "ZENML_DEFAULT_USER_PASSWORD": admin_password,
@@ -317,4 +360,112 @@ def postgres_server(database: str = "shop", user: str = "analyst") -> Iterator[P
         if (data / "postmaster.pid").exists():
             stop = [pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]
             subprocess.run(_as_postgres(stop), capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class MariadbServer:
+    host: str
+    port: int
+    database: str
+    user: str  # has every privilege on `database` and no other; logs in with its password
+    password: str
+    workdir: Path  # the data directory (data/), the socket, the server's log
+
+    @property
+    def url(self) -> str:
+        """The store URL a ZenML server takes (ZENML_STORE_URL). ZenML 0.98's SqlZenStore
+        accepts the driver `mysql` only (not `mysql+pymysql`) and connects with pymysql,
+        which `zenml[local]` and so `zenml[server]` install."""
+        credentials = f"{self.user}:{self.password}"
+        return f"mysql://{credentials}@{self.host}:{self.port}/{self.database}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    def sql(self, statement: str) -> str:
+        """Run SQL in `database` as `user` over TCP; its output, tab-separated, no headers."""
+        command = [mariadb_binary("mariadb"), f"--defaults-file={self.workdir / 'client.cnf'}"]
+        command += ["--batch", "--skip-column-names", "-e", statement, self.database]
+        return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def mariadb_binary(name: str) -> str:
+    """mariadbd is in /usr/sbin, which a normal user's PATH may lack."""
+    path = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None
+    )
+    if path is None:
+        raise RuntimeError(
+            f"MariaDB's {name} is not installed: `apt-get install mariadb-server` (.ci/run does)"
+        )
+    return path
+
+
+@contextmanager
+def mariadb_server(database: str = "zenml", user: str = "zenml") -> Iterator[MariadbServer]:
+    """A MariaDB server of its own (mariadb-install-db in a temporary directory, no option
+    file read) on a free loopback port, its socket in that directory; one database and one
+    user with a random password, who may use that database only. utf8mb4, as Debian's packaged
+    configuration sets. Stopped and deleted when the block ends."""
+    install_db, mariadbd = mariadb_binary("mariadb-install-db"), mariadb_binary("mariadbd")
+    workdir = Path(tempfile.mkdtemp(prefix="template-tests-mariadb-"))
+    port, password = free_port(), f"db-{secrets.token_hex(12)}"
+    server = MariadbServer("127.0.0.1", port, database, user, password, workdir)
+    # As root, mariadbd refuses to start without --user; root owns this directory, so it runs
+    # as root. As a normal user, it runs as that user (--user would be ignored with a warning).
+    common = ["--no-defaults", f"--datadir={server.data_dir}", "--innodb-log-file-size=16M"]
+    common += ["--user=root"] if os.geteuid() == 0 else []
+    # Created at start-up (--init-file): mariadb-install-db's bootstrap cannot CREATE USER.
+    init, client = workdir / "init.sql", workdir / "client.cnf"
+    for path in (init, client):
+        path.touch(mode=0o600)
+    account = f"'{user}'@'127.0.0.1'"
+    init.write_text(
+        f"CREATE DATABASE `{database}`;\n"
+        f"CREATE USER {account} IDENTIFIED BY '{password}';\n"
+        f"GRANT ALL PRIVILEGES ON `{database}`.* TO {account};\n"
+    )
+    options = {"user": user, "password": password, "host": "127.0.0.1", "port": port}
+    client.write_text("[client]\n" + "".join(f"{k}={v}\n" for k, v in options.items()))
+    install = [install_db, *common, "--skip-test-db"]
+    install += ["--auth-root-authentication-method=socket", "--skip-name-resolve"]
+    command = [mariadbd, *common, "--bind-address=127.0.0.1", f"--port={port}"]
+    command += [f"--socket={workdir / 'mysqld.sock'}", f"--pid-file={workdir / 'mysqld.pid'}"]
+    command += ["--skip-name-resolve", f"--init-file={init}", "--innodb-buffer-pool-size=64M"]
+    command += ["--innodb-flush-log-at-trx-commit=0", "--character-set-server=utf8mb4"]
+    command += ["--collation-server=utf8mb4_general_ci"]
+    log, process = workdir / "server.log", None
+    try:
+        installed = subprocess.run(install, capture_output=True, text=True)
+        if installed.returncode != 0:
+            output = (installed.stdout + installed.stderr)[-3000:]
+            raise RuntimeError(f"mariadb-install-db failed:\n{output}")
+        process = subprocess.Popen(
+            command,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),  # no --log-error: the server logs to stderr
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                server.sql("SELECT 1")
+                break
+            except subprocess.CalledProcessError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    shown = log.read_text()[-3000:]
+                    raise RuntimeError(f"MariaDB did not start:\n{shown}") from None
+                time.sleep(0.2)
+        yield server
+    finally:
+        if process is not None:
+            process.terminate()  # SIGTERM: a clean shutdown
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -114,6 +114,26 @@ def test_a_killed_server_is_down_and_deploy_starts_it_again(project):
     assert len(daemons(path)) == 1
 
 
+def test_deploying_twice_keeps_the_daemon(project):
+    path, env = project
+    before = daemons(path)
+    run([CLI, "deploy"], cwd=path, env=env)
+    assert daemons(path) == before and len(before) == 1
+    status = run([CLI, "status"], cwd=path, env=env).stdout
+    assert status.count("endpoint:") == 1 and "(running)" in status, status
+
+
+def test_redeploy_after_promotion_serves_the_new_version(project):
+    path, env = project
+    run([CLI, "train", "--no-cache"], cwd=path, env=env)  # v2
+    run([CLI, "promote", "--version", "2", "--force"], cwd=path, env=env)
+    run([CLI, "deploy"], cwd=path, env=env)
+    status = run([CLI, "status"], cwd=path, env=env).stdout
+    assert status.count("endpoint:") == 1 and "/invoke serving v2 (running)" in status, status
+    assert len(daemons(path)) == 1
+    assert json.loads(run([CLI, "predict"], cwd=path, env=env).stdout.splitlines()[0])
+
+
 def test_undeploy_leaves_no_daemon(project):
     path, env = project
     pids = daemons(path)
@@ -121,4 +141,29 @@ def test_undeploy_leaves_no_daemon(project):
     run([CLI, "undeploy"], cwd=path, env=env)
     time.sleep(1)
     assert not [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+    assert "not deployed" in run([CLI, "status"], cwd=path, env=env).stdout
+
+
+def test_ctrl_c_during_deploy_leaves_no_daemon(project):
+    """Ctrl-C once the deployment's daemon exists, before it answers: no daemon outlives it."""
+    path, env = project
+    deploying = subprocess.Popen(
+        [CLI, "deploy"],
+        cwd=path,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not daemons(path):
+        assert deploying.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    deploying.send_signal(signal.SIGINT)
+    _, errors = deploying.communicate(timeout=300)
+    assert deploying.returncode != 0 and "Traceback" not in errors, errors[-3000:]
+    deadline = time.monotonic() + 30
+    while daemons(path) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert daemons(path) == []
     assert "not deployed" in run([CLI, "status"], cwd=path, env=env).stdout
