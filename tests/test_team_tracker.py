@@ -16,6 +16,7 @@ import re
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,8 +95,10 @@ def member(tmp_path_factory, team, name: str) -> Member:
 
 
 @pytest.fixture(scope="module")
-def alice(tmp_path_factory, team) -> Member:
-    return member(tmp_path_factory, team, "alice")
+def alice(tmp_path_factory, team) -> Iterator[Member]:
+    person = member(tmp_path_factory, team, "alice")
+    yield person
+    person.cli("undeploy")  # if a test stopped before its own undeploy
 
 
 @pytest.fixture(scope="module")
