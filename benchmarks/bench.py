@@ -278,6 +278,7 @@ def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path)
         VIRTUAL_ENV="",
     )
     answers = {"project_name": package.replace("_", " ").title(), "package_name": package}
+    answers["serving"] = args.serving
     if backend == "server":
         answers["mlflow_tracking_uri"] = servers[backend]
     elif backend in ("server-auth", "team-postgres", "team-sqlite"):  # typed at copy time
@@ -305,6 +306,8 @@ def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path)
         if "serving" in args.only:
             floor = probe(project, package, env, "floor", done["version"], str(args.requests))
             payload = floor.pop("payload")
+            if args.serving == "pipeline-deployment":  # a pipeline's parameters
+                payload = {"parameters": {"payload": payload}}
             result["serving"] = {"in-process predict": floor}
             for concurrency in (1, 8):
                 measured = load_test(done["url"], payload, concurrency, args.requests)
@@ -434,6 +437,7 @@ def report(results: dict) -> str:
         f"{results['machine']['cpus']} CPUs, load average (1 min) during the runs: "
         f"{results['machine']['load_min']:.1f}-{results['machine']['load_max']:.1f}; "
         f"Python bytecode cache {'on' if results['config']['bytecode_cache'] else 'off'}; "
+        f"serving: {results['config'].get('serving', 'mlflow-deployer')}; "
         + ", ".join(f"{ref} = {commit[:10]}" for ref, commit in results["commits"].items())
         + "."
     ]
@@ -543,6 +547,12 @@ def main() -> None:
         "cache, overhead",
     )
     parser.add_argument("--requests", type=int, default=400, help="requests per load test")
+    parser.add_argument(
+        "--serving",
+        choices=["mlflow-deployer", "pipeline-deployment"],
+        default="mlflow-deployer",
+        help="the projects' `serving` answer",
+    )
     parser.add_argument("--steps", type=int, default=7, help="no-op steps per probe pipeline")
     parser.add_argument(
         "--junit",
@@ -580,6 +590,7 @@ def main() -> None:
             "bytecode_cache": args.bytecode_cache,
             "runs": args.runs,
             "requests": args.requests,
+            "serving": args.serving,
             "steps": args.steps,
             "only": sorted(args.only),
         },
