@@ -85,9 +85,10 @@ def _rejected(tracker: Tracker) -> str:
     return f"credentials rejected by {tracker.uri}: set MLFLOW_TRACKING_USERNAME/PASSWORD in .env"
 
 
-def _call(tracker: Tracker, path: str, body: dict | None = None, absent_ok: bool = False):
-    """GET (or POST a JSON body to) the tracker; HTTP failures become one-line ProjectErrors.
-    With `absent_ok`, a 404 (no such experiment, model or route) returns None instead."""
+def _call(tracker: Tracker, path: str, body: dict | None = None, answers: dict | None = None):
+    """GET (or POST a JSON body to) the tracker; HTTP failures become one-line ProjectErrors,
+    but for the statuses in `answers`, which return their value (e.g. {404: None}: no such
+    experiment, model or route)."""
     url = f"{tracker.uri.rstrip('/')}{path}"
     try:
         return request_json(
@@ -98,8 +99,8 @@ def _call(tracker: Tracker, path: str, body: dict | None = None, absent_ok: bool
             insecure_tls=tracker.insecure_tls,
         )
     except HttpFailure as failure:
-        if failure.status == 404 and absent_ok:
-            return None
+        if failure.status in (answers or {}):
+            return answers[failure.status]
         if failure.status in (401, 403):
             raise CredentialsRejectedError(_rejected(tracker)) from None
         if failure.status:
@@ -141,6 +142,7 @@ def check_registry(tracker: Tracker) -> str:
 
 
 WRITE = ("EDIT", "MANAGE")  # the MLflow permissions that may create runs, versions, aliases
+DENIED = "NO_PERMISSIONS"  # on what this user may not even read (the server answers 403)
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ class Access:
 
 def _permission(tracker: Tracker, user: str, resource_type: str, resource_id: str) -> str | None:
     query = _query(username=user, resource_type=resource_type, resource_id=resource_id)
-    answer = _call(tracker, f"/api/3.0/mlflow/users/permissions/get?{query}", absent_ok=True)
+    answer = _call(tracker, f"/api/3.0/mlflow/users/permissions/get?{query}", {404: None})
     return answer and answer["permission"]  # None: a server without this API
 
 
@@ -187,7 +189,7 @@ def access(tracker: Tracker, experiment: str, model: str) -> Access | None:
     if not is_remote(tracker.uri) or "username" not in tracker.credentials:
         return None
     user = tracker.credentials["username"]
-    me = _call(tracker, f"/api/2.0/mlflow/users/get?{_query(username=user)}", absent_ok=True)
+    me = _call(tracker, f"/api/2.0/mlflow/users/get?{_query(username=user)}", answers={404: None})
     if me is None:
         return None
     if me["user"]["is_admin"]:
@@ -197,9 +199,9 @@ def access(tracker: Tracker, experiment: str, model: str) -> Access | None:
         ("experiment", f"experiments/get-by-name?{_query(experiment_name=experiment)}", None),
         ("registered_model", f"registered-models/get?{_query(name=model)}", model),
     ]:
-        found = _call(tracker, f"/api/2.0/mlflow/{path}", absent_ok=True)
-        if found is None:
-            held[kind] = None  # new: its creator will MANAGE it
+        found = _call(tracker, f"/api/2.0/mlflow/{path}", answers={404: None, 403: DENIED})
+        if found is None or found == DENIED:  # None: new, and its creator will MANAGE it
+            held[kind] = found
             continue
         resource = resource or found["experiment"]["experiment_id"]
         held[kind] = _permission(tracker, user, kind, resource)
@@ -238,12 +240,15 @@ def check_server(tracker: Tracker, experiment: str) -> str:
     experiment, else MLflow's Default experiment, which takes the server's default root)."""
     if not is_remote(tracker.uri):
         return "embedded MLflow: sqlite in the artifact store, artifacts beside it"
-    info = _call(tracker, "/api/3.0/mlflow/server-info", absent_ok=True) or {}
+    info = _call(tracker, "/api/3.0/mlflow/server-info", answers={404: None}) or {}
     store = {"SqlStore": "a SQL database", "FileStore": "files (mlruns)"}
     backend = store.get(info.get("store_type"), "not reported")
     path = f"/api/2.0/mlflow/experiments/get-by-name?{_query(experiment_name=experiment)}"
-    found = _call(tracker, path, absent_ok=True)
-    found = found or _call(tracker, "/api/2.0/mlflow/experiments/get?experiment_id=0")
+    hidden = {404: None, 403: None}  # no such experiment, or not readable by this user
+    found = _call(tracker, path, answers=hidden)
+    found = found or _call(tracker, "/api/2.0/mlflow/experiments/get?experiment_id=0", hidden)
+    if not found:
+        return f"backend store: {backend}; artifacts: not visible to this user"
     location = found["experiment"]["artifact_location"]
     return f"backend store: {backend}; artifacts {artifact_mode(location)}"
 
