@@ -48,10 +48,11 @@ VARIANTS = {
         "artifact_store": "azure",
     },
     "sagemaker-s3": {"project_name": "Stack Sage", "production_stack": "sagemaker"},
-    "vertex-gcs": {
+    "vertex-gcs": {  # and serving through ZenML's Deployer: Cloud Run in production
         "project_name": "Stack Vertex",
         "production_stack": "vertex",
         "gcp_project": "acme-ml-prod",
+        "serving": "pipeline-deployment",
     },
 }
 CLOUD = {"kubernetes-azure": "azure", "sagemaker-s3": "aws", "vertex-gcs": "gcp"}
@@ -67,7 +68,12 @@ EXPECTED = {  # what the dry run must list, besides the secret, the stack and it
         "service connector (azure",
     ],
     "sagemaker-s3": ["orchestrator (sagemaker)", "artifact_store (s3)", "service connector (aws"],
-    "vertex-gcs": ["orchestrator (vertex)", "artifact_store (gcp)", "service connector (gcp"],
+    "vertex-gcs": [
+        "orchestrator (vertex)",
+        "artifact_store (gcp)",
+        "deployer (gcp)",
+        "service connector (gcp",
+    ],
 }
 
 
@@ -152,6 +158,10 @@ def test_production_stack_dry_run_then_registration_twice(variant):
     assert components["image_builder"] == ["local", None]
     assert components["experiment_tracker"][0] == "mlflow"
     assert "model_deployer" not in components  # serving: `deploy --target`
+    if name == "vertex-gcs":  # serving: pipeline-deployment, on Cloud Run
+        assert components["deployer"] == ["gcp", f"stack-vertex-{CLOUD[name]}"]
+    else:
+        assert "deployer" not in components
 
 
 # local.yaml and remote-mlflow.yaml are the same in every render: one is enough.
