@@ -85,7 +85,7 @@ def _rejected(tracker: Tracker) -> str:
     return f"credentials rejected by {tracker.uri}: set MLFLOW_TRACKING_USERNAME/PASSWORD in .env"
 
 
-def _call(tracker: Tracker, path: str, body: dict | None = None, answers: dict | None = None):
+def _call(tracker: Tracker, path: str, body: dict | None = None, *, answers: dict | None = None):
     """GET (or POST a JSON body to) the tracker; HTTP failures become one-line ProjectErrors,
     but for the statuses in `answers`, which return their value (e.g. {404: None}: no such
     experiment, model or route)."""
@@ -174,7 +174,7 @@ class Access:
 
 def _permission(tracker: Tracker, user: str, resource_type: str, resource_id: str) -> str | None:
     query = _query(username=user, resource_type=resource_type, resource_id=resource_id)
-    answer = _call(tracker, f"/api/3.0/mlflow/users/permissions/get?{query}", {404: None})
+    answer = _call(tracker, f"/api/3.0/mlflow/users/permissions/get?{query}", answers={404: None})
     return answer and answer["permission"]  # None: a server without this API
 
 
@@ -246,7 +246,9 @@ def check_server(tracker: Tracker, experiment: str) -> str:
     path = f"/api/2.0/mlflow/experiments/get-by-name?{_query(experiment_name=experiment)}"
     hidden = {404: None, 403: None}  # no such experiment, or not readable by this user
     found = _call(tracker, path, answers=hidden)
-    found = found or _call(tracker, "/api/2.0/mlflow/experiments/get?experiment_id=0", hidden)
+    found = found or _call(
+        tracker, "/api/2.0/mlflow/experiments/get?experiment_id=0", answers=hidden
+    )
     if not found:
         return f"backend store: {backend}; artifacts: not visible to this user"
     location = found["experiment"]["artifact_location"]
