@@ -104,6 +104,7 @@ PACKAGE_FILES = [
     "platform/model_server.py",
     "platform/pipeline_runs.py",
     "platform/scoring.py",
+    "platform/quick_exit.py",
     "platform/server_log.py",
     "platform/stack.py",
     "platform/tracker.py",
@@ -259,7 +260,7 @@ def test_pyproject_describes_the_package(rendered):
     package = answers["package_name"]
     assert pyproject["project"]["name"] == package.replace("_", "-")
     assert pyproject["project"]["requires-python"] == f">={answers['python_version']}"
-    assert pyproject["project"]["scripts"] == {package: f"{package}.cli:main"}
+    assert pyproject["project"]["scripts"] == {package: f"{package}.__main__:run"}
     assert pyproject["project"]["authors"][0]["name"] == answers["author_name"]
     dependencies = pyproject["project"]["dependencies"]
     assert "zenml[local]==0.98.*" in dependencies and "mlflow>=3.17,<3.18" in dependencies

@@ -1,3 +1,13 @@
-from .cli import main
+"""The program: `python -m <package>` and the `<package>` command (pyproject.toml)."""
 
-main()
+from .cli import main
+from .platform.quick_exit import exit_when_done
+
+
+def run() -> None:
+    with exit_when_done():
+        main()
+
+
+if __name__ == "__main__":
+    run()
