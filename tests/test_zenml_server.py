@@ -225,18 +225,19 @@ def test_all_trains_promotes_and_deploys_through_the_server(
     assert [row["prediction"] in (0, 1) for row in predictions] == [True] * 5
 
 
+def through_server(project: Path, command: str, server: ZenmlServer, tracker: str):
+    """The project's command through the ZenML server, tracking to `tracker`; must succeed."""
+    started = time.perf_counter()
+    result = cli(project, command, ZENML_STORE_API_KEY=server.api_key, MLFLOW_TRACKING_URI=tracker)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    print(f"\n[timing] {command} through the ZenML server: {time.perf_counter() - started:.1f} s")
+    return result
+
+
 def test_batch_inference_runs_through_the_server(
     project, lifecycle, zenml_server, mlflow_server, mariadb
 ):
-    started = time.perf_counter()
-    result = cli(
-        project,
-        "batch-infer",
-        ZENML_STORE_API_KEY=zenml_server.api_key,
-        MLFLOW_TRACKING_URI=mlflow_server,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    print(f"\n[timing] batch-infer through the ZenML server: {time.perf_counter() - started:.1f} s")
+    result = through_server(project, "batch-infer", zenml_server, mlflow_server)
     champion = MlflowClient(mlflow_server).get_model_version_by_alias(PACKAGE, "champion")
     assert f"model version:     {PACKAGE} v{champion.version}" in result.stdout
     with (project / "outputs" / "predictions.csv").open() as file:
@@ -256,15 +257,7 @@ def test_undeploy_through_the_server_stops_the_model_server_and_drops_its_record
 ):
     url = re.search(r"serving: +v\d+ at (http://\S+)", lifecycle).group(1)
     served = re.search(r"serving: +v(\d+)", lifecycle).group(1)
-    started = time.perf_counter()
-    result = cli(
-        project,
-        "undeploy",
-        ZENML_STORE_API_KEY=zenml_server.api_key,
-        MLFLOW_TRACKING_URI=mlflow_server,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    print(f"\n[timing] undeploy through the ZenML server: {time.perf_counter() - started:.1f} s")
+    result = through_server(project, "undeploy", zenml_server, mlflow_server)
     assert f"stopped 1 server(s) of {PACKAGE} v{served}" in result.stdout
     with pytest.raises(OSError):
         urllib.request.urlopen(url.replace("/invocations", "/ping"), timeout=2)
