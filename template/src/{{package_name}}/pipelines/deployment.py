@@ -21,17 +21,24 @@ from ..platform.scoring import payload_from_frame, predict
 @retry_if_tracker_lost
 def resolve(
     model_name: str, alias: str, version: str | None = None
-) -> tuple[Annotated[str, "version"], Annotated[str, "zenml_model_version"]]:
+) -> tuple[
+    Annotated[str, "version"], Annotated[str, "zenml_model_version"], Annotated[str, "source"]
+]:
     point_mlflow_at_stack()
     found = resolve_version(mlflow.MlflowClient(), model_name, alias, version)
-    return str(found.version), found.tags.get(ZENML_VERSION_TAG, "")
+    return str(found.version), found.tags.get(ZENML_VERSION_TAG, ""), found.source or ""
 
 
 @step(enable_cache=False)
 def deploy(
-    model_name: str, version: str, zenml_model_version: str, workers: int, timeout: int
+    model_name: str,
+    version: str,
+    zenml_model_version: str,
+    source: str,
+    workers: int,
+    timeout: int,
 ) -> Annotated[Deployment, "deployment"]:
-    service = deploy_version(model_name, version, zenml_model_version, workers, timeout)
+    service = deploy_version(model_name, version, zenml_model_version, source, workers, timeout)
     return Deployment(
         model_name=model_name,
         version=version,
@@ -62,8 +69,10 @@ def smoke_test(deployment: Deployment) -> Annotated[Deployment, "tested_deployme
 def deployment_pipeline(
     model_name: str, alias: str, version: str | None, workers: int, timeout: int, smoke: bool
 ) -> None:
-    resolved, zenml_version = resolve(model_name, alias, version)
-    deployment = deploy(model_name, resolved, zenml_version, workers=workers, timeout=timeout)
+    resolved, zenml_version, source = resolve(model_name, alias, version)
+    deployment = deploy(
+        model_name, resolved, zenml_version, source, workers=workers, timeout=timeout
+    )
     if smoke:
         smoke_test(deployment)
 

@@ -160,14 +160,17 @@ def _has_record(client: Client, service_id: str) -> bool:
 
 
 def deploy_version(
-    model_name: str, version: str, zenml_version: str, workers: int, timeout: int
+    model_name: str, version: str, zenml_version: str, source: str, workers: int, timeout: int
 ) -> MLFlowDeploymentService:
     """Serve exactly this version, with one server per model: this model's other servers are
-    removed first; an already healthy server of the same version is kept. (ZenML's
+    removed first; an already healthy server of the same model is kept. (ZenML's
     `deploy_model` may hand back a server of another version as "the same configuration".)
+    `source` is the version's logged model: another project sharing this ZenML store may serve
+    "v1" of a model of the same name, registered on another tracker.
     """
     for service in model_servers(model_name):
-        if str(service.config.registry_model_version) == version and is_serving(service):
+        same = str(service.config.registry_model_version) == version
+        if same and service.config.description == source and is_serving(service):
             return service
     config = MLFlowDeploymentConfig(
         model_uri=f"models:/{model_name}/{version}",
@@ -175,6 +178,7 @@ def deploy_version(
         model_version=zenml_version,  # "": registered outside ZenML (no Model Control Plane link)
         registry_model_name=model_name,
         registry_model_version=version,
+        description=source,  # what tells this version from another tracker's
         workers=workers,
         timeout=timeout,
     )
