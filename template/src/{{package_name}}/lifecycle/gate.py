@@ -47,7 +47,10 @@ class Verdict(BaseModel):
 
 
 def _checks(
-    promotion: PromotionConfig, challenger: dict[str, float], champion: dict[str, float] | None
+    promotion: PromotionConfig,
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    no_champion: str = "ok: no champion to compare with",
 ) -> list[str]:
     """One "ok: ..." or "FAILED: ..." line per threshold."""
     checks = []
@@ -58,7 +61,7 @@ def _checks(
         ok = challenger[name] <= maximum
         checks.append(f"{'ok' if ok else 'FAILED'}: {name} {challenger[name]:.4f} <= {maximum:.4f}")
     if champion is None:
-        return [*checks, "ok: no champion to compare with"]
+        return [*checks, no_champion]
     for name, needed in promotion.min_improvement.items():
         gain = improvement(name, challenger[name], champion[name])
         checks.append(
@@ -84,8 +87,11 @@ def judge(
     changes = list(schema_changes or [])
     if mode in ("disabled", "forced"):
         checks = [f"gate skipped ({mode})"]
+    elif changes:  # the champion solves another problem: the thresholds only
+        unlike = "ok: not compared with the champion, which solves another problem"
+        checks = _checks(promotion, challenger, None, no_champion=unlike)
     else:
-        checks = _checks(promotion, challenger, champion[1] if champion and not changes else None)
+        checks = _checks(promotion, challenger, champion[1] if champion else None)
     if changes:
         allowed = forced or promotion.allow_schema_change
         checks.append(

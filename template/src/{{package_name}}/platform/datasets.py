@@ -2,6 +2,7 @@
 panel with their source, digest, schema and row count (the training and evaluation splits of a
 training run, the batch of a batch inference run)."""
 
+import warnings
 from typing import Any
 
 import mlflow
@@ -9,6 +10,8 @@ import pandas as pd
 from mlflow.data.dataset_source import DatasetSource
 
 from ..ml.sources import describe, frame_digest, is_sql
+
+INTEGER_COLUMNS_HINT = "Hint: Inferred schema contains integer column"
 
 
 class ConfiguredSource(DatasetSource):
@@ -53,11 +56,15 @@ def log_dataset(
 ) -> None:
     """Log `frame` (read from `source`) to the active MLflow run as a dataset input; its digest
     covers every row."""
-    dataset = mlflow.data.from_pandas(
-        frame,
-        source=configured_source(source),
-        name=name,
-        targets=target if target in frame.columns else None,
-        digest=frame_digest(frame)[:16],
-    )
-    mlflow.log_input(dataset, context=context)
+    with warnings.catch_warnings():
+        # MLflow's hint on integer columns is for model signatures (a served gap cannot be an
+        # integer); a dataset's schema only records the columns. Matched on its text: internal.
+        warnings.filterwarnings("ignore", INTEGER_COLUMNS_HINT, UserWarning)
+        dataset = mlflow.data.from_pandas(
+            frame,
+            source=configured_source(source),
+            name=name,
+            targets=target if target in frame.columns else None,
+            digest=frame_digest(frame)[:16],
+        )
+        mlflow.log_input(dataset, context=context)  # infers the schema
