@@ -144,7 +144,7 @@ def batch_inference_pipeline(
     pass_through: list | None = None,
     output_mode: str = "replace",
 ) -> None:
-    version, _ = resolve(model_name, alias)
+    version, _, _ = resolve(model_name, alias)
     batch = load_batch(source)
     checked, _ = check_drift(batch, model_name, version, target, drift=drift)
     score_batch(
