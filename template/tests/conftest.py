@@ -60,9 +60,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, _empty_tracking_db: Path):
     """A real `mlflow server` (sqlite + local artifacts) on a free loopback port."""
     workdir = tmp_path_factory.mktemp("mlflow-server")
+    shutil.copyfile(_empty_tracking_db, workdir / "mlflow.db")  # its tables made already
     port = _free_port()
     uri = f"http://127.0.0.1:{port}"
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
