@@ -683,24 +683,20 @@ def test_two_projects_deploying_at_once_each_serve_their_own_model(
 
 @pytest.mark.usefixtures("endpoint")  # this project has versions
 def test_a_same_named_model_on_another_tracker_is_not_served_in_its_place(
-    project, tracker, mlflow_server, tmp_path_factory
+    project, tracker, mlflow_server
 ):
-    """Projects sharing a ZenML store may name their models alike, each on its own tracker, and
-    both have a v1. Deploy compares the served version's logged model, not only its name and
-    number: the twin's `all` replaces this project's v1 server instead of keeping it."""
+    """A ZenML store may serve models of the same name from two trackers (two projects, or one
+    pointed elsewhere), each with a v1. Deploy compares the served version's logged model, not
+    only its name and number: v1 of the other tracker replaces this tracker's v1 server instead
+    of passing for it."""
     tracker.ready()
-    succeeded(cli(project, "deploy", "--version", "1")[0])
-    twin = render(
-        tmp_path_factory.mktemp("faults-twin") / "fault-finder",
-        project_name="Fault Finder",
-        mlflow_tracking_uri=mlflow_server,
-    )
-    run(["make", "setup"], cwd=twin)
-    try:
-        output = succeeded(cli(twin, "all")[0])  # v1 on its own tracker, then served
-        assert model_version(output) == "1"
-        url = re.search(r"endpoint: +(http://\S+)", output).group(1)
-        assert listening_pid(twin, url) in {pid for pid, _ in server_processes(twin)}
-        assert not server_processes(project)  # one server per model name in a ZenML store
-    finally:
-        cli(twin, "undeploy")
+    first = succeeded(cli(project, "deploy", "--version", "1")[0])
+    url = re.search(r"endpoint: +(http://\S+)", first).group(1)
+    serving = listening_pid(project, url)
+    elsewhere = {"MLFLOW_TRACKING_URI": mlflow_server}  # no fault_finder there yet
+    output = succeeded(cli(project, "all", **elsewhere)[0])
+    assert model_version(output) == "1"
+    url = re.search(r"endpoint: +(http://\S+)", output).group(1)
+    assert listening_pid(project, url) != serving
+    daemons = [pid for pid, args in server_processes(project) if "local_daemon_entrypoint" in args]
+    assert len(daemons) == 1  # one server per model name in a ZenML store

@@ -16,14 +16,17 @@ from conftest import render, run
 
 pytestmark = pytest.mark.lifecycle
 
-PACKAGE = "fraud_detector"
+# A model name of its own: the session's MLflow server holds other modules' fraud_detector.
+PACKAGE = "pipeline_scorer"
 CLI = f".venv/bin/{PACKAGE}"
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mlflow_server) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("pipeline-serving")
-    project = render(folder / "fraud-detector", serving="pipeline-deployment")
+    project = render(
+        folder / "pipeline-scorer", project_name="Pipeline Scorer", serving="pipeline-deployment"
+    )
     env = {"MLFLOW_TRACKING_URI": mlflow_server}
     run(["make", "setup"], cwd=project, env=env)
     yield project, env
