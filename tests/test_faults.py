@@ -18,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -598,6 +599,16 @@ def test_a_large_body_of_valid_rows_is_scored(endpoint):
     assert {row["prediction"] for row in answer["predictions"]} == {0, 1}
 
 
+def test_clients_at_once_each_get_their_own_answer(endpoint):
+    """The server scores one request at a time (one thread: make bench's throughput); eight
+    clients at once are queued, not refused, and none gets another's answer."""
+    bodies = [json.dumps(payload(rows(count))).encode() for count in range(1, 9)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda body: post(endpoint, body), bodies * 4))
+    assert [status for status, _ in answers] == [200] * 32
+    assert [len(answer["predictions"]) for _, answer in answers] == list(range(1, 9)) * 4
+
+
 def test_predict_answers_while_the_tracker_is_down(project, endpoint):
     """`predict` finds the endpoint in the record `deploy` wrote: no MLflow, no ZenML."""
     down = f"http://127.0.0.1:{free_port()}"
@@ -616,6 +627,24 @@ def test_a_dead_model_server_is_reported_down_and_deploy_restarts_it(project, en
     url = re.search(r"endpoint: +(http://\S+)", succeeded(result)).group(1)
     assert post(url, json.dumps(payload(rows(3))).encode())[0] == 200
     assert len([p for p, args in server_processes(project) if "daemon" in args]) == 1
+
+
+def test_a_change_of_workers_is_served_by_the_next_deploy(project, tracker, endpoint):
+    """`workers` in configs/deployment.yaml: the running server has one, so `deploy` replaces
+    it (MLflow's scoring server with two uvicorn workers), and back."""
+    config = project / "configs" / "deployment.yaml"
+    original = config.read_text()
+    assert "\nworkers: 1\n" in original
+    try:
+        config.write_text(original.replace("\nworkers: 1\n", "\nworkers: 2\n"))
+        url = re.search(r"endpoint: +(http://\S+)", succeeded(cli(project, "deploy")[0])).group(1)
+        servers = [args for _, args in server_processes(project)]
+        assert any("--workers 2" in args for args in servers), servers
+        assert post(url, json.dumps(payload(rows(3))).encode())[0] == 200
+    finally:
+        config.write_text(original)
+    succeeded(cli(project, "deploy")[0])
+    assert not any("--workers" in args for _, args in server_processes(project))
 
 
 def test_ctrl_c_during_all_leaves_no_server_behind(project, tracker, endpoint):
