@@ -95,13 +95,11 @@ PACKAGE_FILES = [
     "lifecycle/registration.py",
     "pipelines/__init__.py",
     "pipelines/batch_inference.py",
-    "pipelines/deployment.py",
     "pipelines/training.py",
     "platform/credentials.py",
     "platform/datasets.py",
     "platform/endpoint_record.py",
     "platform/http_json.py",
-    "platform/model_server.py",
     "platform/pipeline_runs.py",
     "platform/scoring.py",
     "platform/quick_exit.py",
@@ -204,11 +202,16 @@ def test_exact_file_set(rendered):
             f"src/{package}/platform/connectors.py",
         }
         expected |= {"tests/test_remote.py"}
+    package = answers["package_name"]
     if answers["serving"] == "pipeline-deployment":  # ZenML's Deployer and the served pipeline
-        package = answers["package_name"]
         expected |= {
             f"src/{package}/platform/pipeline_server.py",
             f"src/{package}/pipelines/inference.py",
+        }
+    else:  # ZenML's MLflow model deployer and its deployment pipeline
+        expected |= {
+            f"src/{package}/platform/model_server.py",
+            f"src/{package}/pipelines/deployment.py",
         }
     assert files == expected
 
@@ -293,6 +296,14 @@ def test_license_file_matches_the_answer(rendered):
         assert answers["author_name"] in text
 
 
+def serves_with(components: dict, answers: dict) -> bool:
+    """The serving answer's component only: ZenML's MLflow model deployer, or its Deployer
+    (local flavor) without the deprecated Model Deployer."""
+    if answers["serving"] == "pipeline-deployment":
+        return "model_deployer" not in components and components["deployer"]["flavor"] == "local"
+    return "deployer" not in components and components["model_deployer"]["flavor"] == "mlflow"
+
+
 def test_local_stack_keeps_everything_on_this_machine(rendered):
     project, answers = rendered
     stack = yaml.safe_load((project / "stacks" / "local.yaml").read_text())
@@ -301,7 +312,7 @@ def test_local_stack_keeps_everything_on_this_machine(rendered):
     assert components["experiment_tracker"]["configuration"]["tracking_uri"] == ""
     assert {components[c]["flavor"] for c in ("orchestrator", "artifact_store")} == {"local"}
     assert components["model_registry"]["flavor"] == "mlflow"
-    assert components["model_deployer"]["flavor"] == "mlflow"
+    assert serves_with(components, answers)
 
 
 def test_remote_mlflow_stack_tracks_to_the_answered_uri(rendered):
@@ -321,7 +332,7 @@ def test_remote_mlflow_stack_tracks_to_the_answered_uri(rendered):
     else:
         assert "tracking_insecure_tls" not in tracker["configuration"]
     assert stack["components"]["model_registry"]["flavor"] == "mlflow"
-    assert stack["components"]["model_deployer"]["flavor"] == "mlflow"
+    assert serves_with(stack["components"], answers)
 
 
 CLOUDS = {"s3": ("aws", "s3"), "gcs": ("gcp", "gcp"), "azure": ("azure", "azure")}

@@ -15,14 +15,19 @@ from zenml.types import MarkdownString
 
 from ..config import BatchInferenceConfig, DataConfig, DriftConfig
 from ..errors import DriftError
+from ..lifecycle.aliases import resolve_version
+from ..lifecycle.registration import ZENML_VERSION_TAG
 from ..ml.batch import output_rows, validate_batch
 from ..ml.data import load_dataset
 from ..ml.drift import REFERENCE_ARTIFACT, detect_drift
 from ..ml.predictions import score_rows
 from ..ml.sources import is_sql, write_table
 from ..platform.datasets import log_dataset
-from ..platform.pipeline_runs import pipeline_settings, retry_if_tracker_lost
-from .deployment import resolve
+from ..platform.pipeline_runs import (
+    pipeline_settings,
+    point_mlflow_at_stack,
+    retry_if_tracker_lost,
+)
 
 
 class DriftCheck(BaseModel):
@@ -50,6 +55,20 @@ def load_reference(model_name: str, version: str) -> pd.DataFrame | None:
     except (MlflowException, OSError):
         return None
     return pd.read_csv(path)
+
+
+@step(enable_cache=False)
+@retry_if_tracker_lost
+def resolve(
+    model_name: str, alias: str, version: str | None = None
+) -> tuple[
+    Annotated[str, "version"], Annotated[str, "zenml_model_version"], Annotated[str, "source"]
+]:
+    """The version the alias points at (or `version`), also the deployment pipeline's first
+    step: its ZenML model version (if trained by ZenML) and its logged model."""
+    point_mlflow_at_stack()
+    found = resolve_version(mlflow.MlflowClient(), model_name, alias, version)
+    return str(found.version), found.tags.get(ZENML_VERSION_TAG, ""), found.source or ""
 
 
 @step(enable_cache=False)
