@@ -437,3 +437,40 @@ def test_update_neither_asks_for_secrets_again_nor_touches_env(template, tmp_pat
     assert recorded["mlflow_username"] == "alice" and "mlflow_password" not in recorded
     assert "pw-kept-across-updates" not in (project / ".copier-answers.yml").read_text()
     assert git(project, "status", "--porcelain", "--", ".env") == ""  # still gitignored
+
+
+def test_answering_serving_again_switches_the_project_to_the_other_mode(template, tmp_path):
+    """README: `copier update -d serving=...` switches; the files only the other mode uses go,
+    and the stack serves with the new mode's component."""
+    repo, release = template
+    project = tmp_path / "project"
+    copier.run_copy(
+        str(repo),
+        project,
+        data={"project_name": "Fraud Detector"},
+        defaults=True,
+        vcs_ref=release,
+        quiet=True,
+    )
+    git(project, "init", "-q")
+    commit(project, "generated")
+    assert (project / PACKAGE / "platform" / "model_server.py").is_file()
+
+    copier.run_update(
+        project,
+        data={"serving": "pipeline-deployment"},
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        vcs_ref=release,
+        quiet=True,
+    )
+
+    assert not (project / PACKAGE / "platform" / "model_server.py").exists()
+    assert not (project / PACKAGE / "pipelines" / "deployment.py").exists()
+    assert (project / PACKAGE / "pipelines" / "inference.py").is_file()
+    components = yaml.safe_load((project / "stacks" / "local.yaml").read_text())["components"]
+    assert components["deployer"]["flavor"] == "local" and "model_deployer" not in components
+    assert "workers:" not in (project / "configs" / "deployment.yaml").read_text()
+    leftovers = git(project, "status", "--porcelain").splitlines()
+    assert not [line for line in leftovers if line.endswith(".rej") or line.startswith("UU")]
