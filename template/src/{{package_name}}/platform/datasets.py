@@ -3,6 +3,8 @@ panel with their source, digest, schema and row count (the training and evaluati
 training run, the batch of a batch inference run)."""
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import mlflow
@@ -45,6 +47,16 @@ class ConfiguredSource(DatasetSource):
         return cls("project", dict(source_dict))
 
 
+@contextmanager
+def without_integer_hint() -> Iterator[None]:
+    """MLflow warns about integer columns because a gap in a request cannot be an integer. The
+    model's inputs are floats already (ml/data.py): what is left are a dataset's schema and the
+    integer labels a classifier answers, which never carry gaps. Matched on its text: internal."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", INTEGER_COLUMNS_HINT, UserWarning)
+        yield
+
+
 def configured_source(source: str) -> ConfiguredSource:
     if source.startswith("sklearn:"):
         return ConfiguredSource("sklearn", {"dataset": source})
@@ -56,10 +68,7 @@ def log_dataset(
 ) -> None:
     """Log `frame` (read from `source`) to the active MLflow run as a dataset input; its digest
     covers every row."""
-    with warnings.catch_warnings():
-        # MLflow's hint on integer columns is for model signatures (a served gap cannot be an
-        # integer); a dataset's schema only records the columns. Matched on its text: internal.
-        warnings.filterwarnings("ignore", INTEGER_COLUMNS_HINT, UserWarning)
+    with without_integer_hint():
         dataset = mlflow.data.from_pandas(
             frame,
             source=configured_source(source),
