@@ -729,3 +729,22 @@ def test_a_same_named_model_on_another_tracker_is_not_served_in_its_place(
     assert listening_pid(project, url) != serving
     daemons = [pid for pid, args in server_processes(project) if "local_daemon_entrypoint" in args]
     assert len(daemons) == 1  # one server per model name in a ZenML store
+
+
+def test_undeploy_stops_the_recorded_server_when_zenml_no_longer_knows_it(
+    project, tracker, endpoint, tmp_path
+):
+    """A command run with another ZenML store (a login, another ZENML_CONFIG_PATH) does not see
+    the store that started the server; undeploy still stops the process deploy recorded."""
+    tracker.ready()
+    succeeded(cli(project, "deploy")[0])  # the champion, whatever the tests before left
+    assert server_processes(project)
+    repo_config = project / ".zen" / "config.yaml"
+    points_at = repo_config.read_text()
+    try:
+        result, _ = cli(project, "undeploy", ZENML_CONFIG_PATH=str(tmp_path / "another-store"))
+        assert "(started with another ZenML store)" in succeeded(result)
+        assert server_processes(project) == []
+        assert not (project / ".serving" / f"{PACKAGE}.json").exists()
+    finally:
+        repo_config.write_text(points_at)  # ZenML pointed the project at the other store

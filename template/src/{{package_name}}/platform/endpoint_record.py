@@ -6,6 +6,7 @@ One file per registered model, `.serving/<model>.json` (gitignored): no credenti
 the URL, the server's process and the version's logged input example.
 """
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,4 +60,28 @@ def is_up(record: EndpointRecord) -> bool:
         request_json(record.health_url or record.url, timeout=2.0)
     except HttpFailure as failure:
         return failure.status is not None or failure.reason == NOT_JSON  # it answered
+    return True
+
+
+def stop_recorded_server(root: Path, record: EndpointRecord) -> bool:
+    """Stop the recorded server, children included, if it still runs; True if it did. ZenML
+    stops the servers in its store; a command run with another store (`zenml login`, another
+    ZENML_CONFIG_PATH) does not see the one that started this server."""
+    import psutil
+
+    if record.pid is None:
+        return False
+    try:
+        server = psutil.Process(record.pid)
+        if not any(part.startswith(f"{root}/") for part in server.cmdline()):
+            return False  # the pid is another process's now
+        processes = [server, *server.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    for process in psutil.wait_procs(processes, timeout=10)[1]:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
     return True
