@@ -191,6 +191,7 @@ def test_batch_inference_writes_a_postgresql_table(project, mlflow_server, clien
         "prediction",
         "probability_0",
         "probability_1",
+        "unseen_categories",  # the model has a categorical column: channel
         "model_version",
         "scored_at",
     ]

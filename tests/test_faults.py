@@ -491,7 +491,9 @@ def test_all_stops_before_deploying_when_the_gate_rejects_and_there_is_no_champi
     training = project / "configs" / "training.yaml"
     original = training.read_text()
     strict = original.replace(f"model_name: {PACKAGE}\n", "model_name: fault_rejected\n")
-    training.write_text(strict.replace("    accuracy: 0.8\n", "    accuracy: 0.9999\n"))
+    strict = strict.replace("  min_metrics: {}\n", "  min_metrics: {accuracy: 0.9999}\n")
+    assert "accuracy: 0.9999" in strict  # the shipped config still has this key
+    training.write_text(strict)
     tracker.ready()
     try:
         result, _ = cli(project, "all")
@@ -502,7 +504,8 @@ def test_all_stops_before_deploying_when_the_gate_rejects_and_there_is_no_champi
         "it yet (thresholds: `promotion:` in configs/training.yaml)"
     )
     assert "promote --version N --force" in result.stderr  # the hint
-    assert "FAILED: accuracy" in result.stdout and "Deploying" not in result.stdout
+    assert re.search(r"accuracy 0\.\d+, needs >= 0\.9999: FAILED", result.stdout)
+    assert "Deploying" not in result.stdout
     assert client.get_registered_model("fault_rejected").aliases == {"challenger": "1"}
 
 

@@ -166,23 +166,29 @@ def test_worse_model_is_rejected_in_enforce_mode(project, mlflow_server, client,
     worse = "configs/worse_enforce.yaml"
     output = run_cli(project, mlflow_server, "train", "--config", worse).stdout
     assert "gate:              rejected (enforce)" in output
-    assert "FAILED: roc_auc" in output
+    # The most frequent class: no better than the baseline, worse than the champion.
+    assert (
+        "roc_auc 0.5000 vs baseline 0.5000 (the class shares): +0.0000 better, needs +0.0500: "
+        "FAILED" in output
+    )
     assert alias(client, "champion") == "1"
     assert alias(client, "challenger") == "2"
     version = client.get_model_version(PACKAGE, "2")
     assert version.tags["gate"] == "rejected"
-    assert re.search(r"FAILED: roc_auc 0\.\d+ vs champion 0\.9\d+ \(-0\.\d+", version.description)
+    worse = r"roc_auc 0\.\d+ vs champion v1 0\.9\d+: -0\.\d+ better, needs \+0\.0000: FAILED"
+    assert re.search(worse, version.description)
     assert "Validation gate (enforce): rejected" in version.description
     card = logged_reports(client, version, tmp_path)
     assert "**Gate verdict: rejected** (mode `enforce`)" in card
-    assert "| metric | this version | threshold | champion v1 | better by | needed |" in card
+    header = "| metric | this version | baseline | threshold | champion v1 | better by | needed |"
+    assert header in card and "| roc_auc | 0.5000 | 0.5000 | baseline +0.0500 |" in card
     assert "- `estimator`: sklearn.dummy.DummyClassifier" in card
 
 
 def test_dry_run_reports_the_failure_and_promotes_anyway(project, mlflow_server, client):
     worse = "configs/worse_dry_run.yaml"
     output = run_cli(project, mlflow_server, "train", "--config", worse).stdout
-    assert "promoted (dry run: would fail)" in output and "FAILED: roc_auc" in output
+    assert "promoted (dry run: would fail)" in output and "better, needs +0.0500: FAILED" in output
     assert alias(client, "champion") == alias(client, "challenger") == "3"
     assert client.get_model_version(PACKAGE, "3").tags["previous_champion"] == "1"
 
@@ -257,6 +263,7 @@ def test_batch_inference_scores_every_row_with_the_champion(project, mlflow_serv
     report = json.loads((project / "outputs" / "drift_report.json").read_text())
     assert report["dataset_drift"] is False and len(report["columns"]) == 31
     assert "target" in {column["column"] for column in report["columns"]}
+    assert report["compared"] == "the model's features (its add_features output)"
     run_id = re.search(r"runs/(\w+)", output).group(1)
     logged = {a.path for a in client.list_artifacts(run_id, "drift")}
     assert logged == {"drift/drift_report.md", "drift/drift_report.json"}
@@ -297,8 +304,8 @@ def test_a_drifted_batch_stops_batch_inference_in_fail_mode(project, mlflow_serv
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
         "error: the batch drifted from the training data: 30 of 30 columns drifted (100%; "
-        "threshold 50% of the columns at p < 0.05); nothing was scored (drift.mode: fail); "
-        f"report: {project / 'outputs' / 'drift_report.md'}"
+        "threshold 50% of the columns at adjusted p < 0.05); nothing was scored (drift.mode: "
+        f"fail); report: {project / 'outputs' / 'drift_report.md'}"
     ]
     assert "hint: read the report" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr

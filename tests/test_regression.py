@@ -55,17 +55,19 @@ def test_all_trains_a_regressor_judged_on_errors_and_serves_numbers(project, mlf
     client = MlflowClient(mlflow_server)
     champion = client.get_model_version_by_alias(PACKAGE, "champion")
     run_data = client.get_run(champion.run_id).data
-    assert set(run_data.metrics) >= {"rmse", "mae", "r2", "mape"}
+    assert set(run_data.metrics) >= {"rmse", "mae", "r2", "mape", "baseline_r2", "baseline_rmse"}
     assert run_data.metrics["r2"] > 0.3 and run_data.metrics["rmse"] < 65
+    assert abs(run_data.metrics["baseline_r2"]) < 0.05  # the training mean
     assert run_data.params["task"] == "regression"
     plots = {Path(a.path).name for a in client.list_artifacts(champion.run_id, "plots")}
     assert plots == {"predicted_vs_actual.png", "residuals.png", "permutation_importance.png"}
-    assert re.search(r"ok: rmse \d+\.\d+ <= 65\.0000", champion.description)
+    baseline_line = r"r2 0\.\d+ vs baseline -?0\.\d+ \(the training mean\): \+0\.\d+ better"
+    assert re.search(baseline_line + r", needs \+0\.0500: ok", champion.description)
     prediction = re.search(r"prediction: +(\[.*\]) for the first", result.stdout).group(1)
     answer = json.loads(prediction.replace("'", '"'))
     assert isinstance(answer[0]["prediction"], float) and 25 < answer[0]["prediction"] < 346
     card = (project / "outputs" / "model_card.md").read_text()
-    assert "| rmse |" in card and "≤ 65.0000" in card
+    assert "| rmse |" in card and "| baseline +0.0500 |" in card  # r2's margin
     assert (project / "outputs" / "plots" / "residuals.png").is_file()  # the card's links resolve
 
 
@@ -103,10 +105,11 @@ def test_a_worse_regressor_is_rejected_on_its_error(project, mlflow_server):
     result = cli(project, mlflow_server, "train", "--config", config)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "rejected" in result.stdout
-    assert re.search(r"FAILED: rmse \d+\.\d+ <= 65\.0000", result.stdout)
-    assert re.search(
-        r"FAILED: rmse \d+\.\d+ vs champion \d+\.\d+ \(-\d+\.\d+ better", result.stdout
-    )
+    # The training mean, as the baseline: no gain over it, and worse than the champion.
+    no_gain = r"r2 -?0\.\d+ vs baseline -?0\.\d+ \(the training mean\): [+-]0\.0000 better"
+    assert re.search(no_gain + r", needs \+0\.0500: FAILED", result.stdout)
+    worse = r"rmse \d+\.\d+ vs champion v\d+ \d+\.\d+: -\d+\.\d+ better, needs \+0\.0000: FAILED"
+    assert re.search(worse, result.stdout)
 
 
 def test_a_changed_input_schema_is_named_and_only_forced_through(project, mlflow_server):
@@ -119,9 +122,9 @@ def test_a_changed_input_schema_is_named_and_only_forced_through(project, mlflow
     result = cli(project, mlflow_server, "train", "--config", config)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (
-        "FAILED: the problem changed since the champion (input columns added [], removed ['s6'])"
-        in result.stdout
-    )
+        "the problem changed since the champion (input columns added [], removed ['s6']), "
+        "needs promotion.allow_schema_change or promote --force: FAILED"
+    ) in result.stdout
     assert client.get_model_version_by_alias(PACKAGE, "champion").version == champion
     version = max(int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'"))
     forced = cli(

@@ -148,6 +148,7 @@ PROJECT_FILES = [
     "tests/test_stack.py",
     "tests/test_zenml_server.py",
     "tests/test_tuning.py",
+    "tests/test_your_code.py",
 ]
 CI_FILES = {
     "github": [
@@ -382,7 +383,12 @@ def test_pipeline_configs_name_the_package_model(rendered):
     demo = "sklearn:diabetes" if answers.get("task") == "regression" else "sklearn:breast_cancer"
     assert training["data"]["source"] == demo
     assert training["data"]["task"] == answers.get("task", "classification")
-    assert training["promotion"]["mode"] == "enforce"
+    promotion = training["promotion"]
+    assert promotion["mode"] == "enforce"
+    # The default gate fits any table: a margin over a naive baseline, no absolute thresholds.
+    margin = {"r2": 0.05} if answers.get("task") == "regression" else {"roc_auc": 0.05}
+    assert promotion["min_gain_over_baseline"] == margin
+    assert promotion["min_metrics"] == promotion["max_metrics"] == {}
     for name in ("deployment.yaml", "batch_inference.yaml"):
         config = yaml.safe_load((configs / name).read_text())
         assert config["model_name"] == answers["package_name"]

@@ -1,6 +1,6 @@
 """The validation gate: may a challenger replace the champion? `judge` is pure logic;
 `run_gate` checks that both solve the same problem, scores the champion on the same held-out
-data and moves the aliases."""
+data (beside a naive baseline fitted on the training split) and moves the aliases."""
 
 import pandas as pd
 from mlflow import MlflowClient
@@ -8,8 +8,8 @@ from pydantic import BaseModel, Field, computed_field
 from sklearn.base import is_classifier
 
 from ..config import DataConfig, PromotionConfig
-from ..ml import improvement
-from ..ml.metrics import evaluate
+from ..ml import METRICS, improvement
+from ..ml.metrics import baseline_metrics, evaluate
 from ..ml.model import load_model
 from .aliases import CHALLENGER, CHAMPION, set_alias, set_champion, version_by_alias
 
@@ -22,8 +22,10 @@ class Verdict(BaseModel):
     mode: str  # disabled | dry_run | enforce | forced
     passed: bool  # every threshold met
     promote: bool  # the champion alias moves to this version
-    checks: list[str] = Field(default_factory=list)  # "ok: ..." / "FAILED: ..." lines
+    checks: list[str] = Field(default_factory=list)  # "...: ok" / "...: FAILED" lines
     metrics: dict[str, float] = Field(default_factory=dict)  # this version, held-out split
+    # The naive baseline (class shares, or the training mean), on the same held-out split.
+    baseline_metrics: dict[str, float] = Field(default_factory=dict)
     # The champion it was compared with, scored on the same held-out data (none at first).
     champion_version: str | None = None
     champion_metrics: dict[str, float] = Field(default_factory=dict)
@@ -46,28 +48,43 @@ class Verdict(BaseModel):
         return f"Validation gate ({self.mode}): {self.result}.\n{checks}"
 
 
+def _check(text: str, ok: bool) -> tuple[str, bool]:
+    return f"{text}: {'ok' if ok else 'FAILED'}", ok
+
+
+def _versus(name: str, value: float, other: float, text: str, needed: float) -> tuple[str, bool]:
+    gain = improvement(name, value, other)
+    line = f"{name} {value:.4f} vs {text}: {gain:+.4f} better, needs {needed:+.4f}"
+    return _check(line, gain >= needed)
+
+
 def _checks(
     promotion: PromotionConfig,
     challenger: dict[str, float],
-    champion: dict[str, float] | None,
-    no_champion: str = "ok: no champion to compare with",
-) -> list[str]:
-    """One "ok: ..." or "FAILED: ..." line per threshold."""
+    champion: tuple[str, dict[str, float]] | None,
+    baseline: dict[str, float],
+    no_champion: str = "no champion to compare with",
+) -> list[tuple[str, bool]]:
+    """One (line, passed) per check; a line says the value, what it needs, then ok/FAILED."""
     checks = []
     for name, minimum in promotion.min_metrics.items():
-        ok = challenger[name] >= minimum
-        checks.append(f"{'ok' if ok else 'FAILED'}: {name} {challenger[name]:.4f} >= {minimum:.4f}")
+        value = challenger[name]
+        checks.append(_check(f"{name} {value:.4f}, needs >= {minimum:.4f}", value >= minimum))
     for name, maximum in promotion.max_metrics.items():
-        ok = challenger[name] <= maximum
-        checks.append(f"{'ok' if ok else 'FAILED'}: {name} {challenger[name]:.4f} <= {maximum:.4f}")
+        value = challenger[name]
+        checks.append(_check(f"{name} {value:.4f}, needs <= {maximum:.4f}", value <= maximum))
+    for name, needed in promotion.min_gain_over_baseline.items():
+        naive = "the training mean" if name in METRICS["regression"] else "the class shares"
+        theirs = baseline[name]
+        text = f"baseline {theirs:.4f} ({naive})"
+        checks.append(_versus(name, challenger[name], theirs, text, needed))
     if champion is None:
-        return [*checks, no_champion]
+        return [*checks, _check(no_champion, True)]
+    version, scores = champion
     for name, needed in promotion.min_improvement.items():
-        gain = improvement(name, challenger[name], champion[name])
-        checks.append(
-            f"{'ok' if gain >= needed else 'FAILED'}: {name} {challenger[name]:.4f} vs "
-            f"champion {champion[name]:.4f} ({gain:+.4f} better, needs {needed:+.4f})"
-        )
+        theirs = scores[name]
+        text = f"champion v{version} {theirs:.4f}"
+        checks.append(_versus(name, challenger[name], theirs, text, needed))
     return checks
 
 
@@ -77,36 +94,37 @@ def judge(
     champion: tuple[str, dict[str, float]] | None = None,
     forced: bool = False,
     schema_changes: list[str] | None = None,
+    baseline: dict[str, float] | None = None,
 ) -> Verdict:
     """Apply the thresholds in `promotion:` to held-out metrics. `champion` is (version,
     its metrics on the same data), or None when there is none yet (or it solves another
-    problem): then only the absolute thresholds apply. In dry_run the verdict is reported and
-    the challenger promoted anyway. A changed problem (`schema_changes`) is never promoted
-    unless forced or allowed (promotion.allow_schema_change)."""
+    problem): then only the absolute and baseline thresholds apply; `baseline` is the naive
+    model's metrics on the same data (ml.metrics.baseline_metrics). In dry_run the verdict is
+    reported and the challenger promoted anyway. A changed problem (`schema_changes`) is never
+    promoted unless forced or allowed (promotion.allow_schema_change)."""
     mode = "forced" if forced else promotion.mode
-    changes = list(schema_changes or [])
+    changes, baseline = list(schema_changes or []), baseline or {}
     if mode in ("disabled", "forced"):
-        checks = [f"gate skipped ({mode})"]
+        checks = [(f"gate skipped ({mode})", True)]
     elif changes:  # the champion solves another problem: the thresholds only
-        unlike = "ok: not compared with the champion, which solves another problem"
-        checks = _checks(promotion, challenger, None, no_champion=unlike)
+        unlike = "not compared with the champion, which solves another problem"
+        checks = _checks(promotion, challenger, None, baseline, no_champion=unlike)
     else:
-        checks = _checks(promotion, challenger, champion[1] if champion else None)
+        checks = _checks(promotion, challenger, champion, baseline)
+    allowed = forced or promotion.allow_schema_change
     if changes:
-        allowed = forced or promotion.allow_schema_change
-        checks.append(
-            f"{'ok' if allowed else 'FAILED'}: the problem changed since the champion "
-            f"({'; '.join(changes)})"
-            + ("" if allowed else ": set promotion.allow_schema_change or promote --force")
-        )
-    passed = not any(check.startswith("FAILED") for check in checks)
-    blocked = bool(changes) and not (forced or promotion.allow_schema_change)
+        needs = "needs promotion.allow_schema_change or promote --force"
+        changed = f"the problem changed since the champion ({'; '.join(changes)}), {needs}"
+        checks.append(_check(changed, allowed))
+    passed = all(ok for _, ok in checks)
+    blocked = bool(changes) and not allowed
     return Verdict(
         mode=mode,
         passed=passed,
         promote=passed or (mode in ("dry_run", "disabled") and not blocked),
-        checks=checks,
+        checks=[line for line, _ in checks],
         metrics=challenger,
+        baseline_metrics=baseline,
         champion_version=champion[0] if champion else None,
         champion_metrics=champion[1] if champion and not changes else {},
         schema_changes=changes,
@@ -138,11 +156,13 @@ def schema_changes(new: dict, old: dict) -> list[str]:
 
 
 class HeldOut:
-    """The held-out split every version is judged on (models loaded once per URI)."""
+    """The held-out split every version is judged on (models loaded once per URI), and the
+    naive baseline's metrics on it (fitted on the training split)."""
 
-    def __init__(self, test_set: pd.DataFrame, data: DataConfig) -> None:
+    def __init__(self, train_set: pd.DataFrame, test_set: pd.DataFrame, data: DataConfig) -> None:
         self.features, self.y = test_set.drop(columns=[data.target]), test_set[data.target]
         self.data = data
+        self.baseline = baseline_metrics(train_set[data.target], self.y, data.task, data.average)
         self._models: dict[str, object] = {}
 
     def model(self, model_uri: str):
@@ -190,7 +210,7 @@ def run_gate(
         champion_uri = f"models:/{name}/{current.version}"
         scores, changes = _compared(held_out, f"models:/{name}/{version}", champion_uri)
         champion = (str(current.version), scores or {})
-    verdict = judge(promotion, metrics, champion, forced, changes)
+    verdict = judge(promotion, metrics, champion, forced, changes, held_out.baseline)
     verdict.model_name, verdict.version = name, version
     if verdict.promote:
         set_champion(client, name, version)

@@ -65,11 +65,13 @@ def _number(value: float | None, signed: bool = False) -> str:
 
 
 def _metrics_table(verdict: Verdict, promotion: PromotionConfig) -> list[str]:
+    """Each metric beside the naive baseline's, the thresholds (absolute; a gain over the
+    baseline) and the champion's."""
     champion = verdict.champion_metrics if verdict.champion_version else {}
     champion_label = f"champion v{verdict.champion_version}" if champion else "champion"
     lines = [
-        f"| metric | this version | threshold | {champion_label} | better by | needed |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| metric | this version | baseline | threshold | {champion_label} | better by | needed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     known = (*METRICS["classification"], *METRICS["regression"])
     for name in (name for name in known if name in verdict.metrics):
@@ -77,10 +79,13 @@ def _metrics_table(verdict: Verdict, promotion: PromotionConfig) -> list[str]:
         gain = improvement(name, verdict.metrics[name], theirs) if theirs is not None else None
         error = name in LOWER_IS_BETTER
         threshold = (promotion.max_metrics if error else promotion.min_metrics).get(name)
-        bound = "-" if threshold is None else f"{'≤' if error else '≥'} {_number(threshold)}"
+        bounds = [] if threshold is None else [f"{'≤' if error else '≥'} {_number(threshold)}"]
+        margin = promotion.min_gain_over_baseline.get(name)
+        bounds += [] if margin is None else [f"baseline {_number(margin, signed=True)}"]
         cells = [
             _number(verdict.metrics[name]),
-            bound,
+            _number(verdict.baseline_metrics.get(name)),
+            ", ".join(bounds) or "-",
             _number(theirs),
             _number(gain, signed=True),
             _number(promotion.min_improvement.get(name), signed=True),

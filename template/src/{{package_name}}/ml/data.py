@@ -5,6 +5,7 @@ file, or a `sql:` query (ml/sources.py reads them).
 """
 
 import hashlib
+import re
 from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
@@ -14,10 +15,15 @@ from pandas.api import types
 
 from ..config import DataConfig, SplitConfig
 from ..errors import DataValidationError
+from . import features as your_features
 from . import sources
 
 BUNDLED_DATASETS = ("breast_cancer", "iris", "wine", "diabetes")  # scikit-learn's load_<name>
 SKLEARN_PREFIX = "sklearn:"
+# What unusable_columns() looks at: dates written as text, names of identifiers.
+DATE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d.*)?")
+ID_NAME = re.compile(r"(^id|_id|Id|ID|uuid|UUID)$")
+GUARD_SAMPLE_ROWS = 10_000  # rows unusable_columns() judges on
 
 
 def load_dataset(source: str, database_url: str | None = None) -> pd.DataFrame:
@@ -25,7 +31,13 @@ def load_dataset(source: str, database_url: str | None = None) -> pd.DataFrame:
     configs/batch_inference.yaml). `sklearn:<name>` loads a bundled dataset (target column
     `target`); `sql:<query>` runs a query on the database of DATABASE_URL; a `.parquet` or `.pq`
     path is a Parquet file; any other path a CSV file with a header row (ml/sources.py reads
-    them). Another kind of source: return its rows as a DataFrame here."""
+    them). Another kind of source: return its rows as a DataFrame here.
+
+    Receives the source string of a config (relative paths already made absolute).
+    Returns a DataFrame, one row per example, with unique column names: for training, the
+    target and the feature columns; for batch inference, the model's input columns (a target
+    or other columns may be there too). The `data:` rules are checked after it, so it need not
+    validate; the data steps' cache and `train --if-changed` fingerprint what it returns."""
     if source.startswith(SKLEARN_PREFIX):
         name = source.removeprefix(SKLEARN_PREFIX)
         if name not in BUNDLED_DATASETS:
@@ -38,11 +50,15 @@ def load_dataset(source: str, database_url: str | None = None) -> pd.DataFrame:
 
 
 def source_fingerprint(source: str) -> str:
-    """Changes whenever the data behind `source` changes (a file's bytes, a query's result),
-    so ZenML's step cache never serves results computed from older data."""
+    """Changes whenever the data behind `source` changes (a file's bytes, a query's result, the
+    rows load_dataset() returns for another kind of source), so ZenML's step cache and
+    `train --if-changed` never serve results computed from older data."""
     if source.startswith(SKLEARN_PREFIX):
         return f"{source}@scikit-learn-{version('scikit-learn')}"
-    return sources.fingerprint(source)
+    if sources.is_sql(source) or Path(source).is_file():
+        return sources.fingerprint(source)
+    # Read it: another kind's rows, or a missing file's "data file not found".
+    return f"rows:{sources.frame_digest(load_dataset(source))}"
 
 
 def data_steps_cache_key(source: str) -> str:
@@ -76,6 +92,11 @@ def _stray_text(column: pd.Series) -> list:
     return values[numbers.isna()].unique().tolist()
 
 
+def _listed(columns: Sequence, shown: int = 10) -> str:
+    more = f" and {len(columns) - shown} more" if len(columns) > shown else ""
+    return ", ".join(str(column) for column in list(columns)[:shown]) + more
+
+
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [column for column in columns if column not in frame.columns]
     if missing:
@@ -90,6 +111,10 @@ def validate_features(
     if frame.empty:
         raise DataValidationError("dataset has no rows")
     _require_columns(frame, features)
+    # Datetimes (Parquet, SQL) become ISO text, as CSV files and JSON requests carry them:
+    # add_features() reads both with pd.to_datetime.
+    dates = [c for c in features if types.is_datetime64_any_dtype(frame[c])]
+    frame = frame.assign(**{c: frame[c].astype(str).where(frame[c].notna()) for c in dates})
     for column in features:
         if not _supported(frame[column]):
             raise DataValidationError(
@@ -122,15 +147,26 @@ def validate_dataset(
     labels: Sequence[bool | int | str] = (),
     max_missing_fraction: float = 0.0,
     task: str = "classification",
+    exclude: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Return the feature and target columns, or raise DataValidationError naming the column
-    and the rule it breaks."""
-    features = list(features) or [column for column in frame.columns if column != target]
+    and the rule it breaks. No `features`: every column but the target and `exclude`."""
+    if target not in frame.columns:
+        raise DataValidationError(
+            f"data.target '{target}' (configs/training.yaml) is not a column of the data; its "
+            f"columns: {_listed(frame.columns)}"
+        )
+    unknown = [str(column) for column in [*features, *exclude] if column not in frame.columns]
+    if unknown:
+        raise DataValidationError(
+            f"data.features or data.exclude (configs/training.yaml) name(s) {unknown}, not "
+            f"columns of the data; its columns: {_listed(frame.columns)}"
+        )
+    features = list(features) or [c for c in frame.columns if c != target and c not in exclude]
     if target in features:
         raise DataValidationError(f"column '{target}' is the target and cannot be a feature")
     if not features:
         raise DataValidationError(f"dataset has no feature columns besides the target '{target}'")
-    _require_columns(frame, [*features, target])
     # A row without a target cannot teach the model: left out, within the same limit.
     unknown = frame[target].isna()
     if unknown.mean() > max_missing_fraction:
@@ -205,9 +241,59 @@ def split_dataset(
 
 
 def validate_data(frame: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
-    """Check a loaded dataset against the `data:` rules."""
+    """Check a loaded dataset against the `data:` rules, and that the model can learn from
+    the columns add_features() leaves (see unusable_columns)."""
     rules = (data.target, data.features, data.labels, data.max_missing_fraction, data.task)
-    return validate_dataset(frame, *rules)
+    dataset = validate_dataset(frame, *rules, exclude=data.exclude)
+    inputs = dataset.drop(columns=[data.target])
+    sample = inputs.sample(min(len(inputs), GUARD_SAMPLE_ROWS), random_state=0)
+    try:
+        derived = your_features.add_features(sample)
+    except Exception as error:  # the user's code: name it, whatever it raised
+        raise DataValidationError(
+            f"add_features() in ml/features.py failed on the data: {type(error).__name__}: {error}"
+        ) from error
+    problems = unusable_columns(derived, data.high_cardinality)
+    if problems:
+        named = "; ".join(f"'{column}' {why}" for column, why in problems.items())
+        raise DataValidationError(
+            f"the model cannot learn from these columns: {named}. In configs/training.yaml, "
+            "leave a column out with data.exclude (an ID: keep it in the output with "
+            "pass_through in configs/batch_inference.yaml) or list the features in "
+            "data.features; keep a category of many values on purpose with data.high_cardinality"
+        )
+    return dataset
+
+
+def unusable_columns(frame: pd.DataFrame, allowed: Sequence[str] = ()) -> dict[str, str]:
+    """Columns (what add_features returns) a model cannot learn from, with why: raw dates,
+    identifiers and free text, which the encoding would turn into one column per row."""
+    problems = {}
+    for name in frame.columns:
+        column = frame[name].dropna()
+        if name in allowed or len(column) < 20:  # too few rows to tell
+            continue
+        text = not types.is_numeric_dtype(column) and not types.is_bool_dtype(column)
+        if types.is_datetime64_any_dtype(column) or (
+            text and column.astype(str).str.fullmatch(DATE).mean() > 0.9
+        ):
+            problems[name] = (
+                "holds dates: derive what matters in add_features() (ml/features.py), e.g. "
+                f"pd.to_datetime(frame['{name}']).dt.month, and drop the raw column there"
+            )
+        elif text and column.nunique() > len(column) / 2:
+            problems[name] = (
+                f"has {column.nunique()} distinct values in {len(column)} rows: an identifier "
+                "or free text, not a category"
+            )
+        elif (
+            not text
+            and column.nunique() == len(column)
+            and (column % 1 == 0).all()
+            and (ID_NAME.search(str(name)) or column.is_monotonic_increasing)
+        ):
+            problems[name] = "has a distinct whole number in every row: an identifier"
+    return problems
 
 
 def split_data(

@@ -15,11 +15,19 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 def add_features(frame: pd.DataFrame) -> pd.DataFrame:
     """CUSTOMIZE: return the raw columns plus (or instead of) the features you derive.
 
-    `frame` holds the validated raw columns (integers as floats; gaps as NaN where
-    `data.max_missing_fraction` allows them). Return a new frame; do not modify `frame`.
-    Example, on the breast-cancer data:
+    Receives: the raw input columns (`data.features`, or every column but the target and
+    `data.exclude`), validated: integers as floats, gaps as NaN where
+    `data.max_missing_fraction` allows them, text as text. Any number of rows: the training
+    split, a batch, or one row of an endpoint request; a date arrives as text (CSV, JSON) or as
+    datetimes (Parquet): read it with pd.to_datetime. Never the target.
+    Returns: a new DataFrame (do not modify `frame`) with one row per input row, in the same
+    order and index, each row computed from that row alone (no statistics over `frame`:
+    a request has one row). Number columns are scaled, the others one-hot encoded after it;
+    drop raw columns the model should not learn from (a date once you derived its parts).
+    tests/test_your_code.py checks this on a sample of your data. Example, for a `date` column:
 
-        return frame.assign(area_ratio=frame["worst area"] / frame["mean area"])
+        date = pd.to_datetime(frame["date"])
+        return frame.drop(columns=["date"]).assign(month=date.dt.month, weekday=date.dt.day_of_week)
     """
     return frame
 
@@ -44,3 +52,9 @@ def model_inputs(dense: bool = False) -> Pipeline:
         ]
     )
     return Pipeline([("features", FunctionTransformer(add_features)), ("encode", encode)])
+
+
+def model_features(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns `model` encodes, computed from raw rows by its own first step: the
+    add_features() it was trained with (not today's code, if that changed since)."""
+    return model.named_steps["inputs"].named_steps["features"].transform(frame)

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from sklearn import metrics
+from sklearn.dummy import DummyClassifier, DummyRegressor
 
 from . import METRICS
 
@@ -61,3 +62,13 @@ def evaluate(model, features, y_true, task: str, average: str = "macro") -> dict
     probabilities = model.predict_proba(features)
     classes = list(model.classes_)
     return classification_metrics(y_true, model.predict(features), probabilities, classes, average)
+
+
+def baseline_metrics(y_train, y_true, task: str, average: str = "macro") -> dict[str, float]:
+    """The naive baseline a model must beat, fitted on the training split's target and scored
+    like a model: classification always answers the most frequent class, with the class
+    shares as probabilities (roc_auc 0.5); regression answers the training mean (r2 about 0)."""
+    regression = task == "regression"
+    naive = DummyRegressor(strategy="mean") if regression else DummyClassifier(strategy="prior")
+    naive.fit(np.zeros((len(y_train), 1)), y_train)
+    return evaluate(naive, np.zeros((len(y_true), 1)), y_true, task, average)

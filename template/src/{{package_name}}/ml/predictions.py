@@ -9,6 +9,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from sklearn.base import is_classifier
 
+from .features import model_features
+
 
 def prediction_frame(model, rows: pd.DataFrame) -> pd.DataFrame:
     """A `prediction` column (the number, or the most probable label) and, for classifiers,
@@ -20,25 +22,65 @@ def prediction_frame(model, rows: pd.DataFrame) -> pd.DataFrame:
 
 class ServedModel(mlflow.pyfunc.PythonModel):
     """How MLflow serves every model of this project: named raw columns in (checked against
-    the signature), prediction_frame out. Gaps are imputed as in training, unless the data
-    rules allowed none (data.max_missing_fraction: 0): then a row with one is refused (HTTP
-    400), never scored. The fitted Pipeline is pickled with it: load models only from a
-    registry you trust."""
+    the signature), prediction_frame out, plus `unseen_categories` when the model has
+    categorical columns: per row, those whose value training never saw (encoded as none of
+    the known ones). Gaps are imputed as in training, unless the data rules allowed none
+    (data.max_missing_fraction: 0): then a row with one is refused (HTTP 400), never scored.
+    A regression's predictions are clipped to `target_range` (data.target_range). The fitted
+    Pipeline is pickled with it: load models only from a registry you trust."""
 
-    def __init__(self, model, allow_gaps: bool = True) -> None:
-        self.model, self.allow_gaps = model, allow_gaps
+    def __init__(self, model, allow_gaps: bool = True, target_range=None) -> None:
+        self.model, self.allow_gaps, self.target_range = model, allow_gaps, target_range
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        if self.allow_gaps:  # the check costs a fifth of a one-row request: only when needed
-            return prediction_frame(self.model, model_input)
-        gaps = [str(c) for c in model_input.columns[model_input.isna().any().to_numpy()]]
-        if gaps:
-            raise MlflowException(
-                f"column(s) {gaps} have missing values, and the model was trained with "
-                "data.max_missing_fraction 0: send complete rows",
-                error_code=INVALID_PARAMETER_VALUE,
-            )
-        return prediction_frame(self.model, model_input)
+        if not self.allow_gaps:  # the check costs a fifth of a one-row request: only when needed
+            gaps = [str(c) for c in model_input.columns[model_input.isna().any().to_numpy()]]
+            if gaps:
+                raise MlflowException(
+                    f"column(s) {gaps} have missing values, and the model was trained with "
+                    "data.max_missing_fraction 0: send complete rows",
+                    error_code=INVALID_PARAMETER_VALUE,
+                )
+        frame = prediction_frame(self.model, model_input)
+        if getattr(self, "target_range", None):  # models logged before it have none
+            frame["prediction"] = frame["prediction"].clip(*self.target_range)
+        unseen = unseen_categories(self.model, model_input)
+        return frame if unseen is None else frame.assign(unseen_categories=unseen.to_numpy())
+
+
+def unseen_categories(model, rows: pd.DataFrame) -> pd.Series | None:
+    """Per row, the categorical columns (after add_features) whose value the model never saw
+    in training, comma-separated ("" for none); None when it has no categorical columns."""
+    encode = model.named_steps["inputs"].named_steps["encode"]
+    fitted = dict((name, (steps, columns)) for name, steps, columns in encode.transformers_)
+    steps, columns = fitted.get("categorical", (None, []))
+    if not len(columns):
+        return None
+    features = model_features(model, rows)[list(columns)]
+    known = steps.named_steps["encode"].categories_
+    unseen = np.column_stack(
+        [
+            (~features[c].isin(k) & features[c].notna()).to_numpy()
+            for c, k in zip(columns, known, strict=True)
+        ]
+    )
+    names = np.asarray(columns, dtype=object)
+    return pd.Series([", ".join(names[row]) for row in unseen], index=rows.index)
+
+
+def clipped_count(loaded, predictions: pd.DataFrame) -> int:
+    """Predictions of a loaded pyfunc model that data.target_range clipped (at its bounds)."""
+    try:
+        bounds = getattr(loaded.unwrap_python_model(), "target_range", None) or ()
+    except MlflowException:  # logged with MLflow's sklearn flavor (template 0.2): no range
+        return 0
+    return int(predictions["prediction"].isin([b for b in bounds if b is not None]).sum())
+
+
+def unseen_counts(unseen: pd.Series) -> dict[str, int]:
+    """Rows with an unseen category, per column, from the `unseen_categories` column."""
+    names = unseen[unseen != ""].str.split(", ").explode()
+    return {str(name): int(count) for name, count in names.value_counts().items()}
 
 
 def prediction_columns(output, classes: Sequence) -> pd.DataFrame:

@@ -4,7 +4,7 @@ fingerprint a source. Plain pandas, pyarrow and SQLAlchemy.
 Sources (`data.source` in configs/training.yaml, `input` in configs/batch_inference.yaml):
 - `sql:<query>`: a query, run with SQLAlchemy on the database whose URL is in DATABASE_URL;
 - a path ending in `.parquet` or `.pq`: a Parquet file;
-- any other path: a CSV file with a header row.
+- any other path: a CSV file with a header row, delimited by `,`, `;`, tab or `|`.
 Destinations (`output` in configs/batch_inference.yaml): `sql:<table>`, or a Parquet or CSV
 file by the same suffixes.
 
@@ -29,6 +29,7 @@ from ..errors import DataSourceError, DataValidationError
 
 SQL_PREFIX = "sql:"
 PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_DELIMITERS = (",", ";", "\t", "|")
 DATABASE_URL = "DATABASE_URL"  # the environment variable with the database's SQLAlchemy URL
 # URLs without a driver, which SQLAlchemy would give to drivers this project does not install.
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
@@ -62,20 +63,30 @@ def read_source(source: str, database_url: str | None = None) -> pd.DataFrame:
         require_unique_columns(frame.columns, str(path))
         return frame
     try:
-        frame = pd.read_csv(path)
+        delimiter = csv_delimiter(path)
+        frame = pd.read_csv(path, sep=delimiter)
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"data file is empty: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataValidationError(f"cannot read {path} as CSV: {error}") from None
-    require_unique_header(path)
+    require_unique_header(path, delimiter)
     return frame
 
 
-def require_unique_header(path: Path) -> None:
+def csv_delimiter(path: Path) -> str:
+    """The candidate the header line holds most of; a tie or none: a comma."""
+    with path.open(newline="", encoding="utf-8") as file:
+        header = file.readline()
+    first, second = sorted(CSV_DELIMITERS, key=header.count, reverse=True)[:2]
+    return first if header.count(first) > header.count(second) else ","
+
+
+def require_unique_header(path: Path, delimiter: str = ",") -> None:
     """pandas renames a repeated CSV column ('x', 'x.1', ...): the model would then expect
     inputs that no caller sends. Refuse the file instead."""
     with path.open(newline="", encoding="utf-8") as file:
-        require_unique_columns(next(csv.reader(file), []), f"the header of {path}")
+        header = next(csv.reader(file, delimiter=delimiter), [])
+        require_unique_columns(header, f"the header of {path}")
 
 
 def require_unique_columns(names: Sequence[str], where: str) -> None:
@@ -308,8 +319,10 @@ def fingerprint(source: str, database_url: str | None = None) -> str:
 
 
 def describe(source: str, database_url: str | None = None) -> dict[str, str]:
-    """Where rows come from, as MLflow may record it: a file's path and format, or a query and
-    its database without credentials."""
+    """Where rows come from, as MLflow may record it: a file's path and format, a query and
+    its database without credentials, or another kind of source that load_dataset() reads."""
     if is_sql(source):
         return {"query": sql_text(source), "database": describe_database(database_url)}
-    return {"path": source, "format": "parquet" if is_parquet(source) else "csv"}
+    if Path(source).is_file() or Path(source).suffix.lower() in (".csv", *PARQUET_SUFFIXES):
+        return {"path": source, "format": "parquet" if is_parquet(source) else "csv"}
+    return {"uri": source, "format": "custom (load_dataset)"}

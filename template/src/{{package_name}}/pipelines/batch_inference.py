@@ -1,6 +1,7 @@
 """Batch inference pipeline: resolve @champion -> load a batch -> drift check against the
 training data -> validate it like training data, score it, write and log the predictions."""
 
+import re
 import time
 from pathlib import Path
 from typing import Annotated
@@ -19,8 +20,8 @@ from ..lifecycle.aliases import resolve_version
 from ..lifecycle.registration import ZENML_VERSION_TAG
 from ..ml.batch import output_rows, validate_batch
 from ..ml.data import load_dataset
-from ..ml.drift import REFERENCE_ARTIFACT, detect_drift
-from ..ml.predictions import score_rows
+from ..ml.drift import REFERENCE_ARTIFACT, columns_seen, detect_drift
+from ..ml.predictions import clipped_count, score_rows, unseen_counts
 from ..ml.sources import is_sql, write_table
 from ..platform.datasets import log_dataset
 from ..platform.pipeline_runs import (
@@ -28,6 +29,8 @@ from ..platform.pipeline_runs import (
     point_mlflow_at_stack,
     retry_if_tracker_lost,
 )
+
+METRIC_UNSAFE = re.compile(r"[^\w.-]")  # characters MLflow refuses in a metric's name
 
 
 class DriftCheck(BaseModel):
@@ -44,6 +47,9 @@ class BatchResult(BaseModel):
     drift: DriftCheck
     mlflow_run_id: str
     mlflow_experiment_id: str
+    # Rows with a category training never saw, per column; predictions clipped to the range.
+    unseen_categories: dict[str, int] = {}
+    clipped: int = 0
 
 
 def load_reference(model_name: str, version: str) -> pd.DataFrame | None:
@@ -91,9 +97,12 @@ def check_drift(
     if reference is None:
         note = f"not checked: v{version} has no training reference (retrain it)"
         return DriftCheck(result=note), MarkdownString(note)
-    # The target too when the batch has it (labels that came later): has the answer shifted?
-    columns = [c for c in reference.columns if c in batch.columns or c != target]
-    report = detect_drift(reference, batch, columns, drift.p_value, drift.drift_share)
+    from ..ml.model import load_model  # on use: a Keras model's module imports TensorFlow
+
+    model_uri = f"models:/{model_name}/{version}"
+    # What the model sees (its add_features output), and the target when the batch has it.
+    reference, rows, what = columns_seen(lambda: load_model(model_uri), reference, batch, target)
+    report = detect_drift(reference, rows, None, drift.p_value, drift.drift_share, what)
     markdown = report.to_markdown(f"Data drift: batch vs {model_name} v{version}")
     path = Path(drift.report)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +146,10 @@ def score_batch(
     )
     written = write_table(scored, output, output_mode)  # a file, or a table: no credentials
     mlflow.log_params({"model_uri": model_uri, "rows": len(scored), "output": written})
+    unseen = unseen_counts(predictions.get("unseen_categories", pd.Series(dtype=str)))
+    clipped = clipped_count(loaded, predictions)
+    metrics = {"unseen_categories." + METRIC_UNSAFE.sub("_", c): n for c, n in unseen.items()}
+    mlflow.log_metrics({**metrics, "clipped_predictions": clipped})
     if not is_sql(output):
         mlflow.log_artifact(output, artifact_path="predictions")
     run = mlflow.active_run()
@@ -148,6 +161,8 @@ def score_batch(
         drift=drift,
         mlflow_run_id=run.info.run_id,
         mlflow_experiment_id=run.info.experiment_id,
+        unseen_categories=unseen,
+        clipped=clipped,
     )
 
 

@@ -17,10 +17,11 @@ INTEGER_COLUMNS_HINT = "Hint: Inferred schema contains integer column"
 
 
 class ConfiguredSource(DatasetSource):
-    """A source as the project's configs name it: a file, a bundled dataset, or a `sql:` query
-    with its database described without credentials. Recorded for people; MLflow does not load
-    it back. Internal: MLflow has no public source for a SQL query, and a DatasetSource names
-    its type through the private `_get_source_type` (tests/test_internals.py)."""
+    """A source as the project's configs name it: a file, a bundled dataset, a `sql:` query
+    with its database described without credentials, or another kind that the project's
+    load_dataset() reads ("custom"). Recorded for people; MLflow does not load it back.
+    Internal: MLflow has no public source for a SQL query, and a DatasetSource names its type
+    through the private `_get_source_type` (tests/test_internals.py)."""
 
     def __init__(self, kind: str, details: dict[str, Any]):
         self._kind, self._details = kind, details
@@ -60,7 +61,9 @@ def without_integer_hint() -> Iterator[None]:
 def configured_source(source: str) -> ConfiguredSource:
     if source.startswith("sklearn:"):
         return ConfiguredSource("sklearn", {"dataset": source})
-    return ConfiguredSource("sql" if is_sql(source) else "file", describe(source))
+    details = describe(source)
+    kind = "sql" if is_sql(source) else "file" if "path" in details else "custom"
+    return ConfiguredSource(kind, details)
 
 
 def log_dataset(

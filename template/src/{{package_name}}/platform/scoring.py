@@ -44,7 +44,12 @@ def csv_value(text: str) -> float | bool | str | None:
 def payload_from_csv(path: Path) -> dict:
     try:
         with path.open(newline="", encoding="utf-8") as file:
-            header, *rows = list(csv.reader(file))
+            # ml/sources.py's csv_delimiter, repeated: importing it would import pandas
+            line = file.readline()
+            first, second = sorted(",;\t|", key=line.count, reverse=True)[:2]
+            delimiter = first if line.count(first) > line.count(second) else ","
+            file.seek(0)
+            header, *rows = list(csv.reader(file, delimiter=delimiter))
     except (ValueError, UnicodeDecodeError, csv.Error) as error:  # ValueError: no header row
         raise PredictionError(f"cannot read {path} as CSV: {error}") from None
     rows = [row for row in rows if row]
@@ -95,6 +100,25 @@ def answer_from_frame(predictions: "pd.DataFrame") -> list:
     out = io.StringIO()
     predictions_to_json(predictions, out)
     return json.loads(out.getvalue())["predictions"]
+
+
+def with_pass_through(answers: list, payload: dict, names: list[str]) -> list:
+    """Each answer led by the request row's `names` columns that it has (an ID, so answers can
+    be matched to rows; the server ignores columns outside the model's signature)."""
+    split, records = payload.get("dataframe_split"), payload.get("dataframe_records")
+    if split:
+        where = [(name, split["columns"].index(name)) for name in names if name in split["columns"]]
+        kept = [{name: row[index] for name, index in where} for row in split["data"]]
+    elif records:
+        kept = [{name: row[name] for name in names if name in row} for row in records]
+    else:
+        return answers
+    if not any(kept) or len(kept) != len(answers):
+        return answers
+    return [
+        {**row, **(a if isinstance(a, dict) else {"prediction": a})}
+        for row, a in zip(kept, answers, strict=True)
+    ]
 
 
 def predict(url: str, payload: dict, timeout: float = 30.0) -> list:
