@@ -400,7 +400,7 @@ def _ten_times_as_wide(frame: pd.DataFrame) -> pd.DataFrame:
 BAD_DATA = {
     "missing column": (
         lambda frame: frame.drop(columns=["target"]),
-        "error: missing required column(s): 'target'",
+        "error: data.target 'target' (configs/training.yaml) is not a column of the data",
     ),
     "wrong dtype": (
         _with_text_in_a_number_column,
@@ -415,6 +415,15 @@ BAD_DATA = {
     "unseen label": (
         _with_an_unknown_label,
         "error: target column 'target' has label(s) ['2'] not in data.labels [0, 1]",
+    ),
+    "an id and a date": (
+        lambda frame: frame.assign(
+            order_id=range(len(frame)),
+            day=pd.date_range("2024-01-01", periods=len(frame)).strftime("%d/%m/%Y"),
+        ),
+        "error: the model cannot learn from these columns: 'order_id' has a distinct whole "
+        "number in every row: an identifier; 'day' holds dates: derive what matters in "
+        "add_features() (ml/features.py)",
     ),
     "empty file": (None, "error: data file is empty: {path}"),
     "header only": (lambda frame: frame.iloc[0:0], "error: dataset has no rows"),

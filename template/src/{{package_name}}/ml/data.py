@@ -20,8 +20,9 @@ from . import sources
 
 BUNDLED_DATASETS = ("breast_cancer", "iris", "wine", "diabetes")  # scikit-learn's load_<name>
 SKLEARN_PREFIX = "sklearn:"
-# What unusable_columns() looks at: dates written as text, names of identifiers.
+# What unusable_columns() looks at: dates and numbers written as text, names of identifiers.
 DATE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d.*)?")
+COMMA_NUMBER = re.compile(r"-?\d+,\d+")
 ID_NAME = re.compile(r"(^id|_id|Id|ID|uuid|UUID)$")
 GUARD_SAMPLE_ROWS = 10_000  # rows unusable_columns() judges on
 
@@ -280,6 +281,11 @@ def unusable_columns(frame: pd.DataFrame, allowed: Sequence[str] = ()) -> dict[s
             problems[name] = (
                 "holds dates: derive what matters in add_features() (ml/features.py), e.g. "
                 f"pd.to_datetime(frame['{name}']).dt.month, and drop the raw column there"
+            )
+        elif text and column.astype(str).str.fullmatch(COMMA_NUMBER).mean() > 0.9:
+            problems[name] = (
+                "holds numbers written with a comma ('12,5' or '1,000'): write them as plain "
+                "numbers (12.5, 1000), or they are read as text"
             )
         elif text and column.nunique() > len(column) / 2:
             problems[name] = (

@@ -68,6 +68,26 @@ def unseen_categories(model, rows: pd.DataFrame) -> pd.Series | None:
     return pd.Series([", ".join(names[row]) for row in unseen], index=rows.index)
 
 
+def outside_range(predicted, y: pd.Series, target_range=None) -> str | None:
+    """A note when a regression's held-out predictions leave the target's range:
+    data.target_range (served predictions are clipped to it), or, without one, below 0 for a
+    target that never is (a price, a count)."""
+    predicted = np.asarray(predicted, dtype=float)
+    low, high = target_range or ((0.0 if y.min() >= 0 else None), None)
+    outside = (predicted < low if low is not None else False) | (
+        predicted > high if high is not None else False
+    )
+    if not np.any(outside):
+        return None
+    counted = f"{int(np.sum(outside))} of {len(predicted)} held-out predictions"
+    if target_range:
+        return f"{counted} lie outside data.target_range {list(target_range)}: served clipped"
+    return (
+        f"{counted} are negative, though '{y.name}' never is in training: "
+        "data.target_range: [0, null] clips them"
+    )
+
+
 def clipped_count(loaded, predictions: pd.DataFrame) -> int:
     """Predictions of a loaded pyfunc model that data.target_range clipped (at its bounds)."""
     try:

@@ -102,15 +102,20 @@ def answer_from_frame(predictions: "pd.DataFrame") -> list:
     return json.loads(out.getvalue())["predictions"]
 
 
+def _id(value):
+    """An ID as it was written: a CSV cell 17 is read as the number 17.0."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def with_pass_through(answers: list, payload: dict, names: list[str]) -> list:
     """Each answer led by the request row's `names` columns that it has (an ID, so answers can
     be matched to rows; the server ignores columns outside the model's signature)."""
     split, records = payload.get("dataframe_split"), payload.get("dataframe_records")
     if split:
         where = [(name, split["columns"].index(name)) for name in names if name in split["columns"]]
-        kept = [{name: row[index] for name, index in where} for row in split["data"]]
+        kept = [{name: _id(row[index]) for name, index in where} for row in split["data"]]
     elif records:
-        kept = [{name: row[name] for name in names if name in row} for row in records]
+        kept = [{name: _id(row[name]) for name in names if name in row} for row in records]
     else:
         return answers
     if not any(kept) or len(kept) != len(answers):
