@@ -397,7 +397,7 @@ def test_pipeline_configs_name_the_package_model(rendered):
     assert drift == {
         "mode": "warn",
         "p_value": 0.05,
-        "drift_share": 0.5,
+        "drift_share": 0.0,
         "report": "outputs/drift_report.md",
     }
 

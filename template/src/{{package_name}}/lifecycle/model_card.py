@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from ..config import DataConfig, PromotionConfig, find_project_root
 from ..ml import LOWER_IS_BETTER, METRICS, improvement
+from ..ml.features import model_features
 from ..ml.plots import PLOT_NAMES, PLOTS_FOLDER
 from .gate import Verdict
 from .registration import PIPELINE_RUN_TAG, ZENML_VERSION_TAG
@@ -30,14 +31,20 @@ def _target_summary(y: pd.Series, task: str) -> str:
     return ", ".join(f"{label}: {share:.1%}" for label, share in shares.items())
 
 
-def data_summary(train_set: pd.DataFrame, test_set: pd.DataFrame, data: DataConfig) -> dict:
-    """What the model learned from and was judged on."""
-    features = [column for column in train_set.columns if column != data.target]
-    numeric = train_set[features].select_dtypes("number").columns
+def data_summary(
+    train_set: pd.DataFrame, test_set: pd.DataFrame, data: DataConfig, model=None
+) -> dict:
+    """What the model learned from and was judged on: the raw inputs, and the features its
+    own add_features() makes of them (`model`, when given)."""
+    inputs = train_set.drop(columns=[data.target])
+    seen = inputs.head(100) if model is None else model_features(model, inputs.head(100))
+    numeric = seen.select_dtypes("number").columns
+    features = [str(column) for column in seen.columns]
     return {
         "source": data.source,
         "target": data.target,
         "task": data.task,
+        "inputs": [str(column) for column in inputs.columns],
         "features": features,
         "numeric_features": len(numeric),
         "categorical_features": len(features) - len(numeric),
@@ -94,17 +101,22 @@ def _metrics_table(verdict: Verdict, promotion: PromotionConfig) -> list[str]:
     return lines
 
 
+def _listed(columns: list[str]) -> str:
+    listed = ", ".join(f"`{c}`" for c in columns[:MAX_LISTED_FEATURES])
+    more = len(columns) - MAX_LISTED_FEATURES
+    return listed + (f" and {more} more" if more > 0 else "")
+
+
 def _data_lines(data: dict) -> list[str]:
-    features = data["features"]
-    listed = ", ".join(f"`{f}`" for f in features[:MAX_LISTED_FEATURES])
-    if len(features) > MAX_LISTED_FEATURES:
-        listed += f" and {len(features) - MAX_LISTED_FEATURES} more"
+    features, inputs = data["features"], data.get("inputs", data["features"])
     task = data.get("task", "classification")
     balance = "class balance" if task == "classification" else "target"
+    derived = "" if inputs == features else " made by add_features()"
     return [
         f"- source: `{data['source']}`, target column `{data['target']}` ({task})",
-        f"- {len(features)} features ({data['numeric_features']} numeric, "
-        f"{data['categorical_features']} categorical): {listed}",
+        *([f"- {len(inputs)} raw inputs: {_listed(inputs)}"] if derived else []),
+        f"- {len(features)} features{derived} ({data['numeric_features']} numeric, "
+        f"{data['categorical_features']} categorical): {_listed(features)}",
         "",
         f"| split | rows | {balance} |",
         "| --- | ---: | --- |",
@@ -134,7 +146,7 @@ def render_model_card(
         "",
         *_data_lines(data),
         "",
-        "## Metrics on the held-out split, against the gate's thresholds and the champion",
+        "## Metrics on the held-out split, beside the baseline, the thresholds and the champion",
         "",
         *_metrics_table(verdict, promotion),
         "",

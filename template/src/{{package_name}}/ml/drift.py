@@ -90,13 +90,14 @@ class DriftReport:
 
     @property
     def dataset_drift(self) -> bool:
-        return bool(self.columns) and self.share >= self.drift_share
+        return bool(self.drifted) and self.share >= self.drift_share
 
     def details(self) -> str:
         skipped = f"; {len(self.skipped)} not compared" if self.skipped else ""
         return (
             f"{len(self.drifted)} of {len(self.columns)} columns drifted ({self.share:.0%}; "
-            f"threshold {self.drift_share:.0%} of the columns at adjusted p < {self.p_value})"
+            f"threshold: {f'{self.drift_share:.0%} of the' if self.drift_share else 'any'} "
+            f"columns at adjusted p < {self.p_value})"
             f"{skipped}"
         )
 
@@ -173,7 +174,7 @@ def detect_drift(
     batch: pd.DataFrame,
     columns: list[str] | None = None,
     p_value: float = 0.05,
-    drift_share: float = 0.5,
+    drift_share: float = 0.0,
     compared: str = "",
 ) -> DriftReport:
     """Compare `columns` (default: the reference's) of the batch with the reference."""

@@ -21,7 +21,10 @@ def classification_metrics(
     macro, each class counts the same; weighted, by class size; micro, every row the same),
     and roc_auc is one-vs-rest.
 
-    `probabilities` has one column per entry of `classes`, in that order.
+    Receives the held-out labels, the model's labels and its probabilities (one column per
+    entry of `classes`, in that order), for any number of rows (at least one per class is
+    likely, not certain). Returns {name: float} for every name in METRICS["classification"]:
+    the gate, the model card, tuning and the baseline read them by name.
     """
     binary = len(classes) == 2
     options = {"average": "binary", "pos_label": classes[1]} if binary else {"average": average}
@@ -44,7 +47,8 @@ def classification_metrics(
 def regression_metrics(y_true: Sequence, y_pred: Sequence) -> dict[str, float]:
     """CUSTOMIZE: the regression metrics (add a name to METRICS too, and to LOWER_IS_BETTER
     if it is an error). mape is a fraction (0.1 = 10 %); it grows without bound near zero
-    targets."""
+    targets. Receives the held-out targets and predictions; returns {name: float} for every
+    name in METRICS["regression"], which the gate, the card and tuning read by name."""
     scores = {
         "rmse": metrics.root_mean_squared_error(y_true, y_pred),
         "mae": metrics.mean_absolute_error(y_true, y_pred),
