@@ -400,7 +400,10 @@ def _ten_times_as_wide(frame: pd.DataFrame) -> pd.DataFrame:
 BAD_DATA = {
     "missing column": (
         lambda frame: frame.drop(columns=["target"]),
-        "error: data.target 'target' (configs/training.yaml) is not a column of the data",
+        "error: data.target 'target' (configs/training.yaml) is not a column of the data; its "
+        "columns: mean radius, mean texture, mean perimeter, mean area, mean smoothness, mean "
+        "compactness, mean concavity, mean concave points, mean symmetry, mean fractal "
+        "dimension and 20 more",
     ),
     "wrong dtype": (
         _with_text_in_a_number_column,
@@ -423,7 +426,11 @@ BAD_DATA = {
         ),
         "error: the model cannot learn from these columns: 'order_id' has a distinct whole "
         "number in every row: an identifier; 'day' holds dates: derive what matters in "
-        "add_features() (ml/features.py)",
+        "add_features() (ml/features.py), e.g. pd.to_datetime(frame['day']).dt.month, and drop "
+        "the raw column there. In configs/training.yaml, leave a column out with data.exclude "
+        "(an ID: keep it in the output with pass_through in configs/batch_inference.yaml) or "
+        "list the features in data.features; keep a category of many values on purpose with "
+        "data.high_cardinality",
     ),
     "empty file": (None, "error: data file is empty: {path}"),
     "header only": (lambda frame: frame.iloc[0:0], "error: dataset has no rows"),

@@ -304,7 +304,7 @@ def test_a_drifted_batch_stops_batch_inference_in_fail_mode(project, mlflow_serv
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [
         "error: the batch drifted from the training data: 30 of 30 columns drifted (100%; "
-        "threshold: any columns at adjusted p < 0.05); nothing was scored (drift.mode: "
+        "threshold: any column at adjusted p < 0.05); nothing was scored (drift.mode: "
         f"fail); report: {project / 'outputs' / 'drift_report.md'}"
     ]
     assert "hint: read the report" in result.stderr

@@ -94,10 +94,10 @@ class DriftReport:
 
     def details(self) -> str:
         skipped = f"; {len(self.skipped)} not compared" if self.skipped else ""
+        share = f"{self.drift_share:.0%} of the columns" if self.drift_share else "any column"
         return (
             f"{len(self.drifted)} of {len(self.columns)} columns drifted ({self.share:.0%}; "
-            f"threshold: {f'{self.drift_share:.0%} of the' if self.drift_share else 'any'} "
-            f"columns at adjusted p < {self.p_value})"
+            f"threshold: {share} at adjusted p < {self.p_value})"
             f"{skipped}"
         )
 
