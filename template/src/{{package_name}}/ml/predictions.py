@@ -64,8 +64,10 @@ def unseen_categories(model, rows: pd.DataFrame) -> pd.Series | None:
             for c, k in zip(columns, known, strict=True)
         ]
     )
-    names = np.asarray(columns, dtype=object)
-    return pd.Series([", ".join(names[row]) for row in unseen], index=rows.index)
+    names, found = np.asarray(columns, dtype=object), unseen.any(axis=1)
+    answer = pd.Series("", index=rows.index, dtype=object)
+    answer[found] = [", ".join(names[row]) for row in unseen[found]]  # few rows: join only those
+    return answer
 
 
 def outside_range(predicted, y: pd.Series, target_range=None) -> str | None:
