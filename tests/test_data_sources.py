@@ -239,6 +239,10 @@ def test_the_projects_own_tests_pass_on_this_data(project, postgres, tmp_path_fa
         config.update(input="data/new_transactions.parquet", output="outputs/scored.parquet")
 
     edit_yaml(project / "configs" / "batch_inference.yaml", parquet_batch)
+    # The first edit a user makes: a feature from columns only their data has.
+    features = project / "src" / PACKAGE / "ml" / "features.py"
+    ratio = '    return frame.assign(area_per_radius=frame["worst_area"] / frame["radius"])\n'
+    features.write_text(features.read_text().replace("    return frame\n", ratio, 1))
     basetemp = tmp_path_factory.mktemp("generated-tests") / "pytest"
     started = time.perf_counter()
     result = run(["make", "test"], cwd=project, env={"PYTEST_ADDOPTS": f"--basetemp={basetemp}"})
