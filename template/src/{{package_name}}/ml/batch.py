@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..errors import BatchDataError, DataSourceError, DataValidationError
-from .data import validate_features
+from .data import listed, validate_features
 
 
 def require_pass_through(columns: Sequence[str], pass_through: Sequence[str]) -> None:
@@ -14,11 +14,9 @@ def require_pass_through(columns: Sequence[str], pass_through: Sequence[str]) ->
     missing = [name for name in pass_through if name not in columns]
     if missing:
         names = ", ".join(f"'{name}'" for name in missing)
-        shown = ", ".join(str(name) for name in list(columns)[:10])
-        more = ", ..." if len(columns) > 10 else ""
         raise DataSourceError(
             f"pass_through column(s) {names} of configs/batch_inference.yaml not in the batch "
-            f"(its columns: {shown}{more})"
+            f"(its columns: {listed(columns)})"
         )
 
 

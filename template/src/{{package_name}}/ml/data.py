@@ -93,7 +93,7 @@ def _stray_text(column: pd.Series) -> list:
     return values[numbers.isna()].unique().tolist()
 
 
-def _listed(columns: Sequence, shown: int = 10) -> str:
+def listed(columns: Sequence, shown: int = 10) -> str:
     more = f" and {len(columns) - shown} more" if len(columns) > shown else ""
     return ", ".join(str(column) for column in list(columns)[:shown]) + more
 
@@ -155,13 +155,13 @@ def validate_dataset(
     if target not in frame.columns:
         raise DataValidationError(
             f"data.target '{target}' (configs/training.yaml) is not a column of the data; its "
-            f"columns: {_listed(frame.columns)}"
+            f"columns: {listed(frame.columns)}"
         )
     unknown = [str(column) for column in [*features, *exclude] if column not in frame.columns]
     if unknown:
         raise DataValidationError(
             f"data.features or data.exclude (configs/training.yaml) name(s) {unknown}, not "
-            f"columns of the data; its columns: {_listed(frame.columns)}"
+            f"columns of the data; its columns: {listed(frame.columns)}"
         )
     features = list(features) or [c for c in frame.columns if c != target and c not in exclude]
     if target in features:

@@ -76,16 +76,14 @@ def outside_range(predicted, y: pd.Series, target_range=None) -> str | None:
     target that never is (a price, a count)."""
     predicted = np.asarray(predicted, dtype=float)
     low, high = target_range or ((0.0 if y.min() >= 0 else None), None)
-    outside = (predicted < low if low is not None else False) | (
-        predicted > high if high is not None else False
-    )
-    if not np.any(outside):
+    outside = 0 if low is None and high is None else np.sum(predicted != predicted.clip(low, high))
+    if not outside:
         return None
-    counted = f"{int(np.sum(outside))} of {len(predicted)} held-out predictions"
+    counted = f"{outside} of {len(predicted)} held-out predictions"
     if target_range:
         return f"{counted} lie outside data.target_range {list(target_range)}: served clipped"
     return (
-        f"{counted} are negative, though '{y.name}' never is in training: "
+        f"{counted} are negative, though '{y.name}' never is: "
         "data.target_range: [0, null] clips them"
     )
 

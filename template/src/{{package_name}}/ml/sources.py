@@ -26,10 +26,10 @@ import pandas as pd
 
 from ..config import SQL_TABLE
 from ..errors import DataSourceError, DataValidationError
+from . import csv_delimiter
 
 SQL_PREFIX = "sql:"
 PARQUET_SUFFIXES = (".parquet", ".pq")
-CSV_DELIMITERS = (",", ";", "\t", "|")
 DATABASE_URL = "DATABASE_URL"  # the environment variable with the database's SQLAlchemy URL
 # URLs without a driver, which SQLAlchemy would give to drivers this project does not install.
 DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
@@ -63,7 +63,8 @@ def read_source(source: str, database_url: str | None = None) -> pd.DataFrame:
         require_unique_columns(frame.columns, str(path))
         return frame
     try:
-        delimiter = csv_delimiter(path)
+        with path.open(newline="", encoding="utf-8") as file:
+            delimiter = csv_delimiter(file.readline())
         frame = pd.read_csv(path, sep=delimiter)
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"data file is empty: {path}") from None
@@ -71,14 +72,6 @@ def read_source(source: str, database_url: str | None = None) -> pd.DataFrame:
         raise DataValidationError(f"cannot read {path} as CSV: {error}") from None
     require_unique_header(path, delimiter)
     return frame
-
-
-def csv_delimiter(path: Path) -> str:
-    """The candidate the header line holds most of; a tie or none: a comma."""
-    with path.open(newline="", encoding="utf-8") as file:
-        header = file.readline()
-    first, second = sorted(CSV_DELIMITERS, key=header.count, reverse=True)[:2]
-    return first if header.count(first) > header.count(second) else ","
 
 
 def require_unique_header(path: Path, delimiter: str = ",") -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import PredictionError, RequestRejectedError
+from ..ml import csv_delimiter
 from .http_json import HttpFailure, request_json
 
 if TYPE_CHECKING:  # pandas only where a frame is at hand: `predict` answers without it
@@ -44,10 +45,7 @@ def csv_value(text: str) -> float | bool | str | None:
 def payload_from_csv(path: Path) -> dict:
     try:
         with path.open(newline="", encoding="utf-8") as file:
-            # ml/sources.py's csv_delimiter, repeated: importing it would import pandas
-            line = file.readline()
-            first, second = sorted(",;\t|", key=line.count, reverse=True)[:2]
-            delimiter = first if line.count(first) > line.count(second) else ","
+            delimiter = csv_delimiter(file.readline())
             file.seek(0)
             header, *rows = list(csv.reader(file, delimiter=delimiter))
     except (ValueError, UnicodeDecodeError, csv.Error) as error:  # ValueError: no header row
