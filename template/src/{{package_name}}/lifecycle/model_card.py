@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from ..config import DataConfig, PromotionConfig, find_project_root
 from ..ml import LOWER_IS_BETTER, METRICS, improvement
 from ..ml.features import model_features
-from ..ml.plots import PLOT_NAMES, PLOTS_FOLDER
+from ..ml.plots import PLOT_NAMES, PLOTS_FOLDER, plots_note
 from .gate import Verdict
 from .registration import PIPELINE_RUN_TAG, ZENML_VERSION_TAG
 
@@ -35,10 +35,12 @@ def data_summary(
     train_set: pd.DataFrame, test_set: pd.DataFrame, data: DataConfig, model=None
 ) -> dict:
     """What the model learned from and was judged on: the raw inputs, and the features its
-    own add_features() makes of them (`model`, when given)."""
+    own add_features() makes of them (`model`, when given); `train_set` is the whole training
+    split, of which `data.sample_rows` (when set) were trained on."""
     inputs = train_set.drop(columns=[data.target])
     seen = inputs.head(100) if model is None else model_features(model, inputs.head(100))
     numeric = seen.select_dtypes("number").columns
+    trained = min(data.sample_rows or len(train_set), len(train_set))
     features = [str(column) for column in seen.columns]
     return {
         "source": data.source,
@@ -48,6 +50,8 @@ def data_summary(
         "features": features,
         "numeric_features": len(numeric),
         "categorical_features": len(features) - len(numeric),
+        "sample": "" if trained == len(train_set) else f"{trained:,} of {len(train_set):,} rows",
+        "plots_note": plots_note(len(test_set)),
         "splits": {
             name: {"rows": len(frame), "target": _target_summary(frame[data.target], data.task)}
             for name, frame in (("training", train_set), ("held-out", test_set))
@@ -112,11 +116,13 @@ def _data_lines(data: dict) -> list[str]:
     task = data.get("task", "classification")
     balance = "class balance" if task == "classification" else "target"
     derived = "" if inputs == features else " made by add_features()"
+    sampled = f"- trained on a sample of {data.get('sample')} (`data.sample_rows`)"
     return [
         f"- source: `{data['source']}`, target column `{data['target']}` ({task})",
         *([f"- {len(inputs)} raw inputs: {_listed(inputs)}"] if derived else []),
         f"- {len(features)} features{derived} ({data['numeric_features']} numeric, "
         f"{data['categorical_features']} categorical): {_listed(features)}",
+        *([sampled] if data.get("sample") else []),
         "",
         f"| split | rows | {balance} |",
         "| --- | ---: | --- |",
@@ -137,6 +143,7 @@ def render_model_card(
 ) -> str:
     """The card as Markdown: `data` from data_summary, `plots` paths relative to the card,
     `lineage` label -> value."""
+    note = data.get("plots_note")
     lines = [
         f"# Model card: {verdict.model_name} v{verdict.version}",
         "",
@@ -160,6 +167,7 @@ def render_model_card(
         "",
         "## Plots",
         "",
+        *([f"{note.capitalize()}; the metrics use every row.", ""] if note else []),
         *(f"![{Path(path).stem.replace('_', ' ')}]({path})" for path in plots),
         "",
         "## Lineage",

@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pandas.api import types
 
 from ..config import DataConfig, SplitConfig
 from ..errors import DataValidationError
+from . import csv_delimiter, sources
 from . import features as your_features
-from . import sources
 
 BUNDLED_DATASETS = ("breast_cancer", "iris", "wine", "diabetes")  # scikit-learn's load_<name>
 SKLEARN_PREFIX = "sklearn:"
@@ -27,14 +28,18 @@ ID_NAME = re.compile(r"(^id|_id|Id|ID|uuid|UUID)$")
 GUARD_SAMPLE_ROWS = 10_000  # rows unusable_columns() judges on
 
 
-def load_dataset(source: str, database_url: str | None = None) -> pd.DataFrame:
+def load_dataset(
+    source: str, database_url: str | None = None, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """CUSTOMIZE: the data source (`data.source` in configs/training.yaml, `input` in
     configs/batch_inference.yaml). `sklearn:<name>` loads a bundled dataset (target column
     `target`); `sql:<query>` runs a query on the database of DATABASE_URL; a `.parquet` or `.pq`
     path is a Parquet file; any other path a CSV file with a header row (ml/sources.py reads
     them). Another kind of source: return its rows as a DataFrame here.
 
-    Receives the source string of a config (relative paths already made absolute).
+    Receives the source string of a config (relative paths already made absolute), and
+    `columns`: None, or the columns the caller needs (given for a CSV or Parquet file only):
+    return at least these; more is fine (reading only them saves time and memory).
     Returns a DataFrame, one row per example, with unique column names: for training, the
     target and the feature columns; for batch inference, the model's input columns (a target
     or other columns may be there too). The `data:` rules are checked after it, so it need not
@@ -47,7 +52,47 @@ def load_dataset(source: str, database_url: str | None = None) -> pd.DataFrame:
         from sklearn import datasets  # imported on use: a second, which CSV files do not need
 
         return getattr(datasets, f"load_{name}")(as_frame=True).frame
-    return sources.read_source(source, database_url)
+    return sources.read_source(source, database_url, columns)
+
+
+def file_columns(source: str) -> list[str] | None:
+    """A CSV or Parquet file's column names, from its header or schema (no rows read); None
+    for another source, or a file that cannot tell (reading it then says why)."""
+    path = Path(source)
+    if sources.is_sql(source) or not path.is_file():
+        return None
+    try:
+        if sources.is_parquet(source):
+            import pyarrow.parquet as pq
+
+            schema = pq.read_schema(path)
+            index = (schema.pandas_metadata or {}).get("index_columns", [])
+            return [name for name in schema.names if name not in index]
+        with path.open(newline="", encoding="utf-8") as file:
+            delimiter = csv_delimiter(file.readline())
+        return list(pd.read_csv(path, sep=delimiter, nrows=0).columns)
+    except (ValueError, OSError):  # pandas' and pyarrow's errors, a bad encoding
+        return None
+
+
+def training_columns(data: DataConfig, names: Sequence[str]) -> list[str]:
+    """What training needs of data with these column `names`: `data.features` and the target,
+    or every column but `data.exclude`. A name the data lacks: the error listing `names`."""
+    _require_named(names, data.target, data.features, data.exclude)
+    if data.features:
+        return [*data.features, data.target]
+    return [name for name in names if name not in data.exclude]
+
+
+def load_training_data(data: DataConfig, database_url: str | None = None) -> pd.DataFrame:
+    """The columns training needs of `data.source` (training_columns): a CSV or Parquet file
+    is read for those only; another source is read as it is, then narrowed."""
+    names = file_columns(data.source)
+    columns = None if names is None else training_columns(data, names)
+    frame = load_dataset(data.source, database_url, columns=columns)
+    needed = training_columns(data, list(frame.columns)) if columns is None else columns
+    _require_columns(frame, needed)
+    return frame if len(frame.columns) == len(needed) else frame[needed]
 
 
 def source_fingerprint(source: str) -> str:
@@ -141,6 +186,22 @@ def validate_features(
     return inputs.astype({column: "float64" for column in inputs.select_dtypes("integer")})
 
 
+def _require_named(
+    names: Sequence, target: str, features: Sequence[str], exclude: Sequence[str]
+) -> None:
+    if target not in names:
+        raise DataValidationError(
+            f"data.target '{target}' (configs/training.yaml) is not a column of the data; its "
+            f"columns: {listed(names)}"
+        )
+    unknown = [str(column) for column in [*features, *exclude] if column not in names]
+    if unknown:
+        raise DataValidationError(
+            f"data.features or data.exclude (configs/training.yaml) name(s) {unknown}, not "
+            f"columns of the data; its columns: {listed(names)}"
+        )
+
+
 def validate_dataset(
     frame: pd.DataFrame,
     target: str,
@@ -152,17 +213,7 @@ def validate_dataset(
 ) -> pd.DataFrame:
     """Return the feature and target columns, or raise DataValidationError naming the column
     and the rule it breaks. No `features`: every column but the target and `exclude`."""
-    if target not in frame.columns:
-        raise DataValidationError(
-            f"data.target '{target}' (configs/training.yaml) is not a column of the data; its "
-            f"columns: {listed(frame.columns)}"
-        )
-    unknown = [str(column) for column in [*features, *exclude] if column not in frame.columns]
-    if unknown:
-        raise DataValidationError(
-            f"data.features or data.exclude (configs/training.yaml) name(s) {unknown}, not "
-            f"columns of the data; its columns: {listed(frame.columns)}"
-        )
+    _require_named(frame.columns, target, features, exclude)
     features = list(features) or [c for c in frame.columns if c != target and c not in exclude]
     if target in features:
         raise DataValidationError(f"column '{target}' is the target and cannot be a feature")
@@ -309,9 +360,44 @@ def split_data(
     return split_dataset(dataset, data.target, split.test_size, split.seed, stratify)
 
 
+def sample_positions(
+    count: int, rows: int, seed: int = 42, labels: Sequence | None = None
+) -> np.ndarray:
+    """The positions, in order, of a seeded sample of `rows` of `count` rows (all of them when
+    there are no more). With `labels` (one per row), each label keeps its share, unless one is
+    too rare for that (then the rows are drawn alike)."""
+    if count <= rows:
+        return np.arange(count)
+    from sklearn.model_selection import train_test_split
+
+    positions = np.arange(count)
+    try:
+        kept, _ = train_test_split(positions, train_size=rows, random_state=seed, stratify=labels)
+    except ValueError:
+        kept, _ = train_test_split(positions, train_size=rows, random_state=seed)
+    return np.sort(kept)
+
+
+def training_rows(train_set: pd.DataFrame, data: DataConfig, seed: int) -> pd.DataFrame:
+    """The rows the model learns from: the training split, or a seeded sample of
+    `data.sample_rows` of them (stratified on the labels for classification)."""
+    if not data.sample_rows or data.sample_rows >= len(train_set):
+        return train_set
+    labels = train_set[data.target] if data.task == "classification" else None
+    kept = sample_positions(len(train_set), data.sample_rows, seed, labels)
+    return train_set.iloc[kept].reset_index(drop=True)
+
+
+def validate_training_data(frame: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
+    """validate_data() on what load_training_data() returned: the columns training needs, their
+    names checked (the excluded columns are not there to leave out)."""
+    return validate_data(frame, data.model_copy(update={"exclude": []}))
+
+
 def load_validated(data: DataConfig) -> pd.DataFrame:
-    """Load the configured data and check it against the `data:` rules."""
-    return validate_data(load_dataset(data.source), data)
+    """Load the columns training needs of the configured data; check them against the
+    `data:` rules."""
+    return validate_training_data(load_training_data(data), data)
 
 
 def load_and_split(data: DataConfig, split: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,6 +1,8 @@
 """Evaluation plots as PNG files, per task. Classification: confusion matrix, ROC,
 precision-recall, calibration; regression: predicted against actual, residuals; both:
 permutation importance. Framework-blind: they need only predictions (and probabilities).
+They are drawn from a seeded sample of at most MAX_PLOT_ROWS held-out rows (stratified on the
+classes): enough for every curve, in seconds at any size; the metrics use every row.
 
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot state, no display needed).
 """
@@ -26,6 +28,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from .data import sample_positions
+
 PLOTS_FOLDER = "plots"  # in the MLflow run; the model card links to the files there
 PLOT_NAMES = (  # the model card shows them in this order
     "confusion_matrix",
@@ -37,6 +41,7 @@ PLOT_NAMES = (  # the model card shows them in this order
     "permutation_importance",
 )
 MAX_IMPORTANCE_BARS = 15
+MAX_PLOT_ROWS = 20_000
 
 
 def _figure(title: str, size: tuple[float, float] = (5.5, 4.5)) -> tuple[Figure, object]:
@@ -207,6 +212,18 @@ def html_report(title: str, metrics: dict[str, float], images: Sequence[Path]) -
     )
 
 
-def plot_evaluation(model, features: pd.DataFrame, y_true: Sequence, folder: Path) -> list[Path]:
-    """Score a fitted model on held-out data and save every plot of its task in `folder`."""
-    return save_figures(evaluation_figures(model, features, y_true), folder)
+def plots_note(rows: int) -> str:
+    """What the plots of `rows` held-out rows show, when that is a sample of them."""
+    if rows <= MAX_PLOT_ROWS:
+        return ""
+    return f"plots on a seeded sample of {MAX_PLOT_ROWS:,} of the {rows:,} held-out rows"
+
+
+def plot_evaluation(
+    model, features: pd.DataFrame, y_true: Sequence, folder: Path, max_rows: int = MAX_PLOT_ROWS
+) -> list[Path]:
+    """Score a fitted model on held-out data (a seeded sample of at most `max_rows` rows, each
+    class keeping its share) and save every plot of its task in `folder`."""
+    y_true = np.asarray(y_true)
+    kept = sample_positions(len(y_true), max_rows, labels=y_true if is_classifier(model) else None)
+    return save_figures(evaluation_figures(model, features.iloc[kept], y_true[kept]), folder)

@@ -47,8 +47,12 @@ def is_parquet(path: str) -> bool:
     return Path(path).suffix.lower() in PARQUET_SUFFIXES
 
 
-def read_source(source: str, database_url: str | None = None) -> pd.DataFrame:
-    """The rows of a `sql:` query, a Parquet file or a CSV file."""
+def read_source(
+    source: str, database_url: str | None = None, columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The rows of a `sql:` query, a Parquet file or a CSV file. `columns`: read only these
+    (a file's other columns are skipped, a name it lacks too; a query's columns are as written),
+    None: all."""
     if is_sql(source):
         return read_sql(sql_text(source), database_url)
     path = Path(source)
@@ -56,7 +60,11 @@ def read_source(source: str, database_url: str | None = None) -> pd.DataFrame:
         raise DataSourceError(f"data file not found: {path}")
     if is_parquet(source):
         try:
-            frame = pd.read_parquet(path)
+            if columns is not None:  # those the file has: pyarrow refuses other names
+                import pyarrow.parquet as pq
+
+                columns = [name for name in pq.read_schema(path).names if name in columns]
+            frame = pd.read_parquet(path, columns=columns)
         except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid is a ValueError
             message = f"cannot read {path} as Parquet: {first_line(error)}"
             raise DataValidationError(message) from None
@@ -65,7 +73,8 @@ def read_source(source: str, database_url: str | None = None) -> pd.DataFrame:
     try:
         with path.open(newline="", encoding="utf-8") as file:
             delimiter = csv_delimiter(file.readline())
-        frame = pd.read_csv(path, sep=delimiter)
+        keep = None if columns is None else set(columns).__contains__  # a name it lacks: none
+        frame = pd.read_csv(path, sep=delimiter, usecols=keep)
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"data file is empty: {path}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -162,7 +171,7 @@ def _secret_free(message: str, url: str) -> str:
     return message.split("(Background on this error")[0].strip()
 
 
-def _reason(error: Exception, url: str) -> str:
+def driver_reason(error: Exception, url: str) -> str:
     if isinstance(error, pd.errors.DatabaseError) and error.__cause__:  # pandas wraps them
         error = error.__cause__
     cause = getattr(error, "orig", None) or error  # the driver's own error, when there is one
@@ -190,14 +199,14 @@ def engine_for(url: str | None = None):
         ) from None
 
 
-def _connect(engine, url: str):
+def connect(engine, url: str):
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
         return engine.connect()
     except SQLAlchemyError as error:
         raise DataSourceError(
-            f"cannot connect to the database {describe_database(url)}: {_reason(error, url)}"
+            f"cannot connect to the database {describe_database(url)}: {driver_reason(error, url)}"
         ) from None
 
 
@@ -210,7 +219,7 @@ def read_sql(query: str, database_url: str | None = None) -> pd.DataFrame:
     url = url_from_environment(database_url)
     engine = engine_for(url)
     try:
-        with _connect(engine, url) as connection:
+        with connect(engine, url) as connection:
             frame = pd.read_sql_query(text(query), connection, coerce_float=True)
     except ResourceClosedError:
         raise DataSourceError(
@@ -218,7 +227,8 @@ def read_sql(query: str, database_url: str | None = None) -> pd.DataFrame:
         ) from None
     except (SQLAlchemyError, pd.errors.DatabaseError) as error:
         raise DataSourceError(
-            f"the query failed on {describe_database(url)}: {_reason(error, url)} ({short(query)})"
+            f"the query failed on {describe_database(url)}: {driver_reason(error, url)} "
+            f"({short(query)})"
         ) from None
     finally:
         engine.dispose()
@@ -233,7 +243,7 @@ def check_database(database_url: str | None = None) -> None:
     url = url_from_environment(database_url)
     engine = engine_for(url)
     try:
-        _connect(engine, url).close()
+        connect(engine, url).close()
     finally:
         engine.dispose()
 
@@ -251,34 +261,11 @@ def table_name(destination: str) -> str:
     return table
 
 
-def write_table(
-    frame: pd.DataFrame, destination: str, mode: str = "replace", database_url: str | None = None
-) -> str:
-    """Write `frame` to `sql:<table>` (replaced or appended to, by `mode`), a Parquet file or
-    a CSV file (replaced). Returns where it went, without credentials."""
+def describe_output(destination: str, mode: str = "replace") -> str:
+    """Where batch output goes, as logs and MLflow may show it: no credentials."""
     if is_sql(destination):
-        from sqlalchemy.exc import SQLAlchemyError
-
-        table, url = table_name(destination), url_from_environment(database_url)
-        schema, _, name = table.rpartition(".")
-        engine = engine_for(url)
-        try:
-            with engine.begin() as connection:  # committed only if every row is written
-                frame.to_sql(name, connection, schema=schema or None, if_exists=mode, index=False)
-        except SQLAlchemyError as error:
-            raise DataSourceError(
-                f"cannot write table {table} on {describe_database(url)}: {_reason(error, url)}"
-            ) from None
-        finally:
-            engine.dispose()
-        return f"table {table} ({mode}) on {describe_database(url)}"
-    path = Path(destination)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if is_parquet(destination):
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
-    return str(path)
+        return f"table {table_name(destination)} ({mode}) on {describe_database()}"
+    return destination
 
 
 # ---- fingerprints and descriptions ---------------------------------------------------------
@@ -308,7 +295,8 @@ def fingerprint(source: str, database_url: str | None = None) -> str:
     path = Path(source)
     if not path.is_file():
         return f"missing:{path}"
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as file:  # streamed: a file larger than memory too
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def describe(source: str, database_url: str | None = None) -> dict[str, str]:

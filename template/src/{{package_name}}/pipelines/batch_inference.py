@@ -1,5 +1,6 @@
-"""Batch inference pipeline: resolve @champion -> load a batch -> drift check against the
-training data -> validate it like training data, score it, write and log the predictions."""
+"""Batch inference pipeline: resolve @champion -> drift check of a sample of the batch against the
+training data -> stream the batch through validation and the model into the output. Steps pass
+the batch's source and a summary, never the rows: nothing large lands in the artifact store."""
 
 import re
 import time
@@ -18,11 +19,10 @@ from ..config import BatchInferenceConfig, DataConfig, DriftConfig
 from ..errors import DriftError
 from ..lifecycle.aliases import resolve_version
 from ..lifecycle.registration import ZENML_VERSION_TAG
-from ..ml.batch import output_rows, validate_batch
-from ..ml.data import load_dataset
+from ..ml.batch import score_chunks
 from ..ml.drift import REFERENCE_ARTIFACT, columns_seen, detect_drift
-from ..ml.predictions import clipped_count, score_rows, unseen_counts
-from ..ml.sources import is_sql, write_table
+from ..ml.sources import describe_output, is_sql
+from ..ml.streams import Progress, output_writer, read_chunks, sample_rows
 from ..platform.datasets import log_dataset
 from ..platform.pipeline_runs import (
     pipeline_settings,
@@ -31,6 +31,9 @@ from ..platform.pipeline_runs import (
 )
 
 METRIC_UNSAFE = re.compile(r"[^\w.-]")  # characters MLflow refuses in a metric's name
+# Batch rows the drift check compares with the reference (at most 5,000 training rows): the
+# two-sample tests' verdicts hardly move beyond, and memory stays bounded.
+DRIFT_SAMPLE_ROWS = 50_000
 
 
 class DriftCheck(BaseModel):
@@ -77,20 +80,19 @@ def resolve(
     return str(found.version), found.tags.get(ZENML_VERSION_TAG, ""), found.source or ""
 
 
-@step(enable_cache=False)
-def load_batch(source: str) -> Annotated[pd.DataFrame, "batch"]:
-    """Any training-style source. A target column, if present, is checked for drift but is
-    not an input."""
-    return load_dataset(source)
-
-
 @step(experiment_tracker=True, enable_cache=False)
 @retry_if_tracker_lost
 def check_drift(
-    batch: pd.DataFrame, model_name: str, version: str, target: str, drift: DriftConfig
+    source: str,
+    model_name: str,
+    version: str,
+    target: str,
+    drift: DriftConfig,
+    chunk_rows: int = 100_000,
 ) -> tuple[Annotated[DriftCheck, "drift"], Annotated[MarkdownString, "drift_report"]]:
-    """Write the report (Markdown + JSON, also logged to MLflow); in `fail` mode a drifted
-    batch stops the pipeline before anything is scored."""
+    """Write the report (Markdown + JSON, also logged to MLflow) on a random sample of the batch
+    (the tests' power is bounded by the reference's rows, not the batch's); in `fail` mode a
+    drifted batch stops the pipeline before anything is scored."""
     if drift.mode == "disabled":
         return DriftCheck(result="not checked (drift.mode: disabled)"), MarkdownString("-")
     reference = load_reference(model_name, version)
@@ -99,6 +101,7 @@ def check_drift(
         return DriftCheck(result=note), MarkdownString(note)
     from ..ml.model import load_model  # on use: a Keras model's module imports TensorFlow
 
+    batch = sample_rows(read_chunks(source, chunk_rows), DRIFT_SAMPLE_ROWS)
     model_uri = f"models:/{model_name}/{version}"
     # What the model sees (its add_features output), and the target when the batch has it.
     reference, rows, what = columns_seen(lambda: load_model(model_uri), reference, batch, target)
@@ -123,90 +126,69 @@ def check_drift(
 @step(experiment_tracker=True, enable_cache=False)
 @retry_if_tracker_lost
 def score_batch(
-    batch: pd.DataFrame,
-    model_name: str,
+    config: BatchInferenceConfig,
     version: str,
     max_missing_fraction: float,
-    output: str,
     drift: DriftCheck,
-    source: str = "",
-    pass_through: list | None = None,
-    output_mode: str = "replace",
 ) -> Annotated[BatchResult, "batch_predictions"]:
-    model_uri = f"models:/{model_name}/{version}"
+    """Stream the batch through the model into the output: ZenML keeps this summary, MLflow
+    the batch as a dataset input (digest, schema, rows) and a sample of the predictions."""
+    model_uri = f"models:/{config.model_name}/{version}"
     loaded = mlflow.pyfunc.load_model(model_uri)
     features = loaded.metadata.get_input_schema().input_names()
-    log_dataset(batch, source, "batch", "inference")  # MLflow's Datasets panel
-    inputs = validate_batch(batch, features, max_missing_fraction)
-    predictions = score_rows(loaded, inputs)
-    # The rows as they came (validation made integers floats for the model), then the answers.
     scored_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    scored = output_rows(
-        batch, features, predictions, pass_through or [], model_version=version, scored_at=scored_at
-    )
-    written = write_table(scored, output, output_mode)  # a file, or a table: no credentials
-    mlflow.log_params({"model_uri": model_uri, "rows": len(scored), "output": written})
-    unseen = unseen_counts(predictions.get("unseen_categories", pd.Series(dtype=str)))
-    clipped = clipped_count(loaded, predictions)
-    metrics = {"unseen_categories." + METRIC_UNSAFE.sub("_", c): n for c, n in unseen.items()}
-    mlflow.log_metrics({**metrics, "clipped_predictions": clipped})
-    if not is_sql(output):
-        mlflow.log_artifact(output, artifact_path="predictions")
+    progress = Progress()
+    with output_writer(config.output, config.output_mode) as write:
+        scored = score_chunks(
+            read_chunks(config.input, config.chunk_rows),
+            loaded,
+            features,
+            max_missing_fraction,
+            write,
+            config.pass_through,
+            progress,
+            model_version=version,
+            scored_at=scored_at,
+        )
+    progress.done()
+    written = describe_output(config.output, config.output_mode)
+    log_dataset(scored.head, config.input, "batch", "inference", scored.rows, scored.digest)
+    mlflow.log_params({"model_uri": model_uri, "rows": scored.rows, "output": written})
+    unseen = scored.unseen.items()
+    metrics = {"unseen_categories." + METRIC_UNSAFE.sub("_", c): n for c, n in unseen}
+    mlflow.log_metrics({**metrics, "clipped_predictions": scored.clipped})
+    if config.log_predictions == "full" and not is_sql(config.output):
+        mlflow.log_artifact(config.output, artifact_path="predictions")
+    else:
+        mlflow.log_table(scored.sample, artifact_file="predictions/sample.json")
     run = mlflow.active_run()
     return BatchResult(
-        model_name=model_name,
+        model_name=config.model_name,
         version=version,
         output=written,
-        rows=len(scored),
+        rows=scored.rows,
         drift=drift,
         mlflow_run_id=run.info.run_id,
         mlflow_experiment_id=run.info.experiment_id,
-        unseen_categories=unseen,
-        clipped=clipped,
+        unseen_categories=scored.unseen,
+        clipped=scored.clipped,
     )
 
 
 @pipeline(execution_mode=ExecutionMode.FAIL_FAST, enable_cache=False)
 def batch_inference_pipeline(
-    model_name: str,
-    alias: str,
-    source: str,
-    target: str,
-    max_missing_fraction: float,
-    output: str,
-    drift: DriftConfig,
-    pass_through: list | None = None,
-    output_mode: str = "replace",
+    config: BatchInferenceConfig, target: str, max_missing_fraction: float
 ) -> None:
-    version, _, _ = resolve(model_name, alias)
-    batch = load_batch(source)
-    checked, _ = check_drift(batch, model_name, version, target, drift=drift)
-    score_batch(
-        batch,
-        model_name,
-        version,
-        max_missing_fraction=max_missing_fraction,
-        output=output,
-        drift=checked,
-        source=source,
-        pass_through=pass_through,
-        output_mode=output_mode,
+    version, _, _ = resolve(config.model_name, config.alias)
+    checked, _ = check_drift(
+        config.input, config.model_name, version, target, config.drift, config.chunk_rows
     )
+    score_batch(config, version, max_missing_fraction, drift=checked)
 
 
 def run_batch_inference(config: BatchInferenceConfig, data: DataConfig) -> BatchResult:
     """Score `config.input` with the model under `config.alias`, using the training data rules."""
     run = batch_inference_pipeline.with_options(
         settings=pipeline_settings(experiment=config.model_name)
-    )(
-        model_name=config.model_name,
-        alias=config.alias,
-        source=config.input,
-        target=data.target,
-        max_missing_fraction=data.max_missing_fraction,
-        output=config.output,
-        drift=config.drift,
-        pass_through=config.pass_through,
-        output_mode=config.output_mode,
-    )
+    )(config=config, target=data.target, max_missing_fraction=data.max_missing_fraction)
     return run.steps["score_batch"].outputs["batch_predictions"][0].load()

@@ -2,6 +2,7 @@
 panel with their source, digest, schema and row count (the training and evaluation splits of a
 training run, the batch of a batch inference run)."""
 
+import json
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,10 +11,13 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.data.dataset_source import DatasetSource
+from mlflow.data.meta_dataset import MetaDataset
+from mlflow.models import infer_signature
 
 from ..ml.sources import describe, frame_digest, is_sql
 
 INTEGER_COLUMNS_HINT = "Hint: Inferred schema contains integer column"
+SCHEMA_ROWS = 1_000  # rows a dataset's schema is inferred from (dtypes are column-wide)
 
 
 class ConfiguredSource(DatasetSource):
@@ -66,17 +70,36 @@ def configured_source(source: str) -> ConfiguredSource:
     return ConfiguredSource(kind, details)
 
 
+class RowsDataset(MetaDataset):
+    """A dataset described, not held: source, digest, schema and row count, as MLflow's UI
+    shows them. mlflow.data.from_pandas would copy the rows and infer the schema from every
+    one of them (52 s for 2,000,000 rows); the schema of the first rows says the same."""
+
+    def __init__(self, source: DatasetSource, name: str, digest: str, schema, rows: int):
+        super().__init__(source, name=name, digest=digest, schema=schema)
+        self._rows = rows
+
+    @property
+    def profile(self) -> dict:
+        return {"num_rows": self._rows}
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "profile": json.dumps(self.profile)}
+
+
 def log_dataset(
-    frame: pd.DataFrame, source: str, name: str, context: str, target: str | None = None
+    frame: pd.DataFrame,
+    source: str,
+    name: str,
+    context: str,
+    rows: int | None = None,
+    digest: str | None = None,
 ) -> None:
-    """Log `frame` (read from `source`) to the active MLflow run as a dataset input; its digest
-    covers every row."""
+    """Log the rows read from `source` to the active MLflow run as a dataset input: `frame` is
+    all of them, or the first of `rows` rows whose `digest` was computed as they streamed by;
+    the digest covers every row."""
     with without_integer_hint():
-        dataset = mlflow.data.from_pandas(
-            frame,
-            source=configured_source(source),
-            name=name,
-            targets=target if target in frame.columns else None,
-            digest=frame_digest(frame)[:16],
-        )
-        mlflow.log_input(dataset, context=context)  # infers the schema
+        schema = infer_signature(frame.head(SCHEMA_ROWS)).inputs
+    digest = (digest or frame_digest(frame))[:16]
+    dataset = RowsDataset(configured_source(source), name, digest, schema, rows or len(frame))
+    mlflow.log_input(dataset, context=context)
