@@ -267,6 +267,39 @@ def test_batch_inference_scores_every_row_with_the_champion(project, mlflow_serv
     run_id = re.search(r"runs/(\w+)", output).group(1)
     logged = {a.path for a in client.list_artifacts(run_id, "drift")}
     assert logged == {"drift/drift_report.md", "drift/drift_report.json"}
+    # MLflow keeps a description of the batch and a sample of the output, not a copy of either.
+    (batch,) = client.get_run(run_id).inputs.dataset_inputs
+    assert json.loads(batch.dataset.profile) == {"num_rows": 569}
+    assert batch.dataset.source_type == "sklearn" and len(batch.dataset.digest) == 16
+    assert [a.path for a in client.list_artifacts(run_id, "predictions")] == [
+        "predictions/sample.json"
+    ]
+
+
+def test_a_bad_chunk_half_way_stops_and_leaves_the_previous_output(project, mlflow_server):
+    """Scored 100 rows at a time, a text value in a number column at row 401 stops batch
+    inference in one line that names the rows; the last run's predictions stay as they were."""
+    output = project / "outputs" / "predictions.csv"
+    before = output.read_bytes()
+    rows = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+    rows = rows.astype({"mean radius": object})
+    rows.loc[400, "mean radius"] = "abc"
+    rows.to_csv(project / "bad_row.csv", index=False)
+    config = (project / "configs" / "batch_inference.yaml").read_text()
+    config = config.replace("input: sklearn:breast_cancer", "input: bad_row.csv")
+    path = project / "configs" / "bad_row.yaml"
+    path.write_text(config.replace("chunk_rows: 100000", "chunk_rows: 100"))
+    result = run_cli(project, mlflow_server, "batch-infer", "--config", str(path), check=False)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: the batch (rows 401-500) does not fit the model: column 'mean radius' holds "
+        "numbers and text ('abc'): a number column must hold only numbers; leave a cell empty "
+        "to count it as missing"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert output.read_bytes() == before
+    assert sorted(p.name for p in output.parent.glob("*predictions*")) == ["predictions.csv"]
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..config import BatchInferenceConfig
 from ..errors import BatchDataError, DataSourceError, DataValidationError
 from .data import listed, validate_features
 from .predictions import clipped_count, score_rows, unseen_counts
-from .sources import frame_digest
+from .sources import row_hashes
+from .streams import Progress, output_writer, read_chunks
 
 SAMPLE_ROWS = 1_000  # output rows kept for MLflow (log_predictions: sample)
 
@@ -73,7 +75,8 @@ def score_chunks(
         write(table)
         if sample is None:
             sample, head = table.head(SAMPLE_ROWS), chunk.head(SAMPLE_ROWS)
-        digest.update(frame_digest(chunk).encode())  # a chain: any changed row changes it
+            digest.update(repr(list(chunk.columns)).encode())
+        digest.update(row_hashes(chunk))  # any changed row changes it
         rows += len(chunk)
         gaps.update(inputs.isna().sum().to_dict())
         unseen.update(unseen_counts(predictions.get("unseen_categories", pd.Series(dtype=str))))
@@ -88,6 +91,20 @@ def score_chunks(
                 f"missing values (data.max_missing_fraction allows {max_missing_fraction:.1%})"
             )
     return Scored(rows, "", sample, dict(unseen), clipped, head, digest.hexdigest())
+
+
+def score_streamed(
+    config: BatchInferenceConfig, loaded, features: Sequence[str], max_missing: float, added: dict
+) -> Scored:
+    """The batch of `config` scored on this machine, chunk by chunk, into its output."""
+    progress = Progress()
+    with output_writer(config.output, config.output_mode) as write:
+        chunks = read_chunks(config.input, config.chunk_rows)
+        scored = score_chunks(
+            chunks, loaded, features, max_missing, write, config.pass_through, progress, **added
+        )
+    progress.done()
+    return scored
 
 
 def output_rows(

@@ -275,12 +275,18 @@ def frame_digest(frame: pd.DataFrame) -> str:
     """A hash of a table's columns, types and every value, in order."""
     columns = [[str(column), str(dtype)] for column, dtype in frame.dtypes.items()]
     digest = hashlib.sha256(json.dumps(columns).encode())
+    digest.update(row_hashes(frame))
+    return digest.hexdigest()
+
+
+def row_hashes(frame: pd.DataFrame) -> bytes:
+    """One hash per row, of its values: the same rows give the same bytes however a table is
+    cut into chunks."""
     try:
         rows = pd.util.hash_pandas_object(frame, index=False)
     except TypeError:  # unhashable cells (lists, dicts from JSON or array columns)
         rows = pd.util.hash_pandas_object(frame.astype(str), index=False)
-    digest.update(rows.to_numpy().tobytes())
-    return digest.hexdigest()
+    return rows.to_numpy().tobytes()
 
 
 def fingerprint(source: str, database_url: str | None = None) -> str:

@@ -99,7 +99,7 @@ def log_dataset(
     all of them, or the first of `rows` rows whose `digest` was computed as they streamed by;
     the digest covers every row."""
     with without_integer_hint():
-        schema = infer_signature(frame.head(SCHEMA_ROWS)).inputs
+        schema = infer_signature(frame.head(SCHEMA_ROWS)).inputs if len(frame.columns) else None
     digest = (digest or frame_digest(frame))[:16]
     dataset = RowsDataset(configured_source(source), name, digest, schema, rows or len(frame))
     mlflow.log_input(dataset, context=context)
