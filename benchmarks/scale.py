@@ -4,10 +4,12 @@ floor in the same environment (read_parquet -> the champion's pyfunc -> predict 
 Renders a classification project (breast cancer, 30 numeric columns) and a regression project
 (diabetes, 10 columns), trains each on its bundled dataset, resamples that dataset (seeded, with
 noise, an `id` column) to each size as Parquet, and runs `batch-infer` (Parquet in and out, the
-id passed through) and the floor, one after the other, each under /usr/bin/time for wall time
-and peak RSS. Prints a table; asserts nothing.
+id passed through) with each engine, and the floor, one after the other, each under
+/usr/bin/time for wall time and peak RSS. Spark's outputs are compared with the pandas
+engine's, row for row by id. Prints a table; asserts nothing.
 
     uv run python benchmarks/scale.py --rows 200000,2000000,20000000
+    uv run python benchmarks/scale.py --ref fdd89dd --engines pandas   # an older template
 """
 
 import argparse
@@ -17,10 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TEMPLATE / "tests"))
 TABLES = {"classification": "breast_cancer", "regression": "diabetes"}
+PACKAGE = "scale_bench"
 
 FLOOR = """
 import sys, mlflow, pandas as pd
@@ -31,22 +36,40 @@ pd.concat([rows[["id"]], model.predict(inputs)], axis=1).to_parquet(sys.argv[2],
 """
 
 MAKE_BATCH = """
-import sys, numpy as np, pandas as pd
+import sys, numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 from sklearn import datasets
 frame = getattr(datasets, "load_" + sys.argv[1])(as_frame=True).frame.drop(columns="target")
 rows, rng = int(sys.argv[2]), np.random.default_rng(0)
-batch = frame.sample(rows, replace=True, random_state=0).reset_index(drop=True)
-batch = batch * rng.normal(1.0, 0.01, size=batch.shape)  # rows differ, as real ones do
-batch.insert(0, "id", np.arange(rows))
-batch.to_parquet(sys.argv[3], index=False, row_group_size=100_000)
+schema = pa.Schema.from_pandas(frame.assign(id=0)[["id", *frame]], preserve_index=False)
+with pq.ParquetWriter(sys.argv[3], schema) as out:
+    for start in range(0, rows, 1_000_000):  # in pieces: 20M rows would not fit twice
+        n = min(1_000_000, rows - start)
+        part = frame.sample(n, replace=True, random_state=start).reset_index(drop=True)
+        part = part * rng.normal(1.0, 0.01, size=part.shape)  # rows differ, as real ones do
+        part.insert(0, "id", np.arange(start, start + n))
+        out.write_table(pa.Table.from_pandas(part, preserve_index=False), row_group_size=100_000)
+"""
+
+SAME = """
+import sys, numpy as np, pandas as pd
+one, other = (pd.read_parquet(p).sort_values("id", ignore_index=True) for p in sys.argv[1:3])
+assert len(one) == len(other), (len(one), len(other))
+assert list(one.columns) == list(other.columns), (list(one.columns), list(other.columns))
+for column in one.columns.drop(["scored_at"]):
+    a, b = one[column], other[column]
+    if a.dtype.kind == "f":
+        assert np.allclose(a, b, rtol=1e-9, atol=1e-12), column
+    else:
+        assert (a.astype(str) == b.astype(str)).all(), column
+print("equal")
 """
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
+def timed(command: list[str], cwd: Path, env: dict) -> tuple[float, float, str]:
     """(wall seconds, peak RSS in GB of the largest process, output)"""
     started = time.perf_counter()
     done = subprocess.run(
-        ["/usr/bin/time", "-v", *command], cwd=cwd, capture_output=True, text=True, check=False
+        ["/usr/bin/time", "-v", *command], cwd=cwd, capture_output=True, text=True, env=env
     )
     wall = time.perf_counter() - started
     if done.returncode:
@@ -55,11 +78,12 @@ def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
     return wall, int(peak.group(1)) / 1024**2, done.stdout + done.stderr
 
 
-def project(base: Path, task: str, env: dict) -> Path:
+def project(base: Path, task: str, ref: str, spark: bool, env: dict) -> Path:
     destination = base / task
     subprocess.run(
-        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--vcs-ref", "HEAD",
-         "-d", "project_name=Scale Bench", "-d", f"task={task}", str(TEMPLATE), str(destination)],
+        [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--vcs-ref", ref,
+         "-d", "project_name=Scale Bench", "-d", f"task={task}",
+         "-d", f"spark_engine={str(spark).lower()}", str(TEMPLATE), str(destination)],
         check=True, capture_output=True, env=env,
     )  # fmt: skip
     for target in ("setup", "train"):
@@ -67,53 +91,97 @@ def project(base: Path, task: str, env: dict) -> Path:
     return destination
 
 
+def configure(root: Path, batch: Path, output: str, engine: str, master: str, chunk_rows: int):
+    config = root / "configs" / "batch_inference.yaml"
+    text = config.read_text()
+    for key, value in {
+        "input": str(batch),
+        "output": output,
+        "pass_through": "[id]",
+        "chunk_rows": str(chunk_rows),
+        "engine": engine,
+        "  master": master,
+    }.items():
+        text = re.sub(rf"(?m)^{key}: .*$", f"{key}: {value}", text)
+    config.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="200000,2000000", help="comma-separated batch sizes")
     parser.add_argument("--tasks", default="classification,regression")
+    parser.add_argument("--engines", default="pandas", help="pandas,spark-local,spark-cluster")
+    parser.add_argument("--ref", default="HEAD", help="template git ref (HEAD: the work tree)")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     args = parser.parse_args()
+    engines = args.engines.split(",")
     base = Path(tempfile.mkdtemp(prefix="scale-", dir=TEMPLATE / "build"))
     env = {
         **os.environ,
         "ZENML_CONFIG_PATH": str(base / "zenml"),
         "ZENML_ANALYTICS_OPT_IN": "false",
     }
-    os.environ.update(env)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    print(f"template {args.ref}, chunk_rows {args.chunk_rows:,}, {os.cpu_count()} cores")
     print(
-        "| table | rows | batch-infer s | floor s | ratio | batch-infer GB | floor GB | rows/s |"
+        "| table | rows | engine | wall s | floor s | ratio | peak GB | floor GB | rows/s | same |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for task in args.tasks.split(","):
-        root = project(base, task, env)
-        python = root / ".venv" / "bin" / "python"
-        package = "scale_bench"
-        for rows in (int(n) for n in args.rows.split(",")):
-            batch, out = root / "data" / f"batch-{rows}.parquet", root / "outputs" / "floor.parquet"
-            batch.parent.mkdir(exist_ok=True)
-            subprocess.run(
-                [python, "-c", MAKE_BATCH, TABLES[task], str(rows), str(batch)], check=True
-            )
-            config = root / "configs" / "batch_inference.yaml"
-            text = re.sub(r"(?m)^input: .*$", f"input: {batch}", config.read_text())
-            text = re.sub(r"(?m)^output: .*$", "output: outputs/predictions.parquet", text)
-            text = re.sub(r"(?m)^pass_through: .*$", "pass_through: [id]", text)
-            text = re.sub(r"(?m)^chunk_rows: .*$", f"chunk_rows: {args.chunk_rows}", text)
-            config.write_text(text)
-            wall, peak, _ = timed([str(root / ".venv" / "bin" / package), "batch-infer"], root)
-            os.environ["MLFLOW_TRACKING_URI"] = (
-                f"sqlite:///{root / '.zenml-artifacts' / 'mlflow.db'}"
-            )
-            floor, floor_peak, _ = timed(
-                [str(python), "-c", FLOOR, str(batch), str(out), package], root
-            )
-            del os.environ["MLFLOW_TRACKING_URI"]
-            print(
-                f"| {TABLES[task]} | {rows:,} | {wall:.1f} | {floor:.1f} | {wall / floor:.2f} | "
-                f"{peak:.2f} | {floor_peak:.2f} | {rows / wall:,.0f} |",
-                flush=True,
-            )
-            batch.unlink()
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    with ExitStack() as stack:
+        for task in args.tasks.split(","):
+            root = project(base, task, args.ref, any(e != "pandas" for e in engines), env)
+            python = root / ".venv" / "bin" / "python"
+            master = "local[*]"
+            if "spark-cluster" in engines:
+                import servers  # tests/servers.py: the cluster the template's tests use
+
+                master = stack.enter_context(servers.spark_cluster(python, memory="4g")).master
+            tracker = {
+                **env,
+                "MLFLOW_TRACKING_URI": f"sqlite:///{root / '.zenml-artifacts' / 'mlflow.db'}",
+            }
+            for rows in (int(n) for n in args.rows.split(",")):
+                batch = root / "data" / f"batch-{rows}.parquet"
+                batch.parent.mkdir(exist_ok=True)
+                subprocess.run(
+                    [python, "-c", MAKE_BATCH, TABLES[task], str(rows), str(batch)], check=True
+                )
+                floor, floor_peak, _ = timed(
+                    [str(python), "-c", FLOOR, str(batch), str(root / "floor.parquet"), PACKAGE],
+                    root,
+                    tracker,
+                )
+                outputs = {}
+                for engine in engines:
+                    outputs[engine] = f"outputs/{engine}.parquet"
+                    spark_master = master if engine == "spark-cluster" else "local[*]"
+                    configure(
+                        root,
+                        batch,
+                        outputs[engine],
+                        engine.split("-")[0],
+                        spark_master,
+                        args.chunk_rows,
+                    )
+                    wall, peak, _ = timed(
+                        [str(root / ".venv" / "bin" / PACKAGE), "batch-infer"], root, env
+                    )
+                    same = ""
+                    if engine != "pandas" and "pandas" in outputs:
+                        check = subprocess.run(
+                            [python, "-c", SAME, outputs["pandas"], outputs[engine]],
+                            cwd=root, capture_output=True, text=True,
+                        )  # fmt: skip
+                        same = "yes" if check.returncode == 0 else f"NO: {check.stderr[-300:]}"
+                    print(
+                        f"| {TABLES[task]} | {rows:,} | {engine} | {wall:.1f} | {floor:.1f} "
+                        f"| {wall / floor:.2f} | {peak:.2f} | {floor_peak:.2f} "
+                        f"| {rows / wall:,.0f} | {same} |",
+                        flush=True,
+                    )
+                batch.unlink()
+                for output in outputs.values():
+                    subprocess.run(["rm", "-rf", str(root / output)], check=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ sees them, then the predictions, one row per batch row; scored chunk by chunk.""
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -13,7 +14,7 @@ from ..errors import BatchDataError, DataSourceError, DataValidationError
 from .data import listed, validate_features
 from .predictions import clipped_count, score_rows, unseen_counts
 from .sources import row_hashes
-from .streams import Progress, output_writer, read_chunks
+from .streams import Progress, output_writer, read_ahead, read_chunks, written_behind
 
 SAMPLE_ROWS = 1_000  # output rows kept for MLflow (log_predictions: sample)
 
@@ -98,10 +99,20 @@ def score_streamed(
 ) -> Scored:
     """The batch of `config` scored on this machine, chunk by chunk, into its output."""
     progress = Progress()
-    with output_writer(config.output, config.output_mode) as write:
-        chunks = read_chunks(config.input, config.chunk_rows)
+    with (
+        output_writer(config.output, config.output_mode) as write,
+        written_behind(write) as write_behind,
+        closing(read_ahead(read_chunks(config.input, config.chunk_rows))) as chunks,
+    ):
         scored = score_chunks(
-            chunks, loaded, features, max_missing, write, config.pass_through, progress, **added
+            chunks,
+            loaded,
+            features,
+            max_missing,
+            write_behind,
+            config.pass_through,
+            progress,
+            **added,
         )
     progress.done()
     return scored
