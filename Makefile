@@ -13,7 +13,7 @@ DEMO_DIR := build/demo
 WORKERS ?= 2
 RUNS ?= 3
 
-.PHONY: help uv test test-fast lint demo bench clean
+.PHONY: help uv test test-fast lint demo bench bench-scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,9 +46,24 @@ demo: uv ## Render with defaults into build/demo, set it up, train, promote, dep
 	@echo "MLflow UI:    cd $(DEMO_DIR) && make mlflow-ui   (then open http://127.0.0.1:5000)"
 	@echo "Stop serving: cd $(DEMO_DIR) && make undeploy"
 
-bench: uv ## Time the generated project: lifecycle, steps, caching, serving (RUNS=3, ~20 min)
+bench: uv ## Time the generated project: lifecycle, serving, caching; then the scale tables
 	$(UV) sync --locked
 	$(UV) run python benchmarks/bench.py --runs $(RUNS) $(BENCH_ARGS)
+	$(MAKE) bench-scale
+
+# Batch inference against the plain-pandas floor (Spark: local[*] and a standalone cluster of
+# two workers on 127.0.0.1, Java 17 needed), then training; 20M rows take ~15 GB of disk and
+# the floor ~15 GB of memory: SCALE_ROWS=200000,2000000 for a quick look.
+SCALE_ROWS ?= 200000,2000000,20000000
+SCALE_ENGINES ?= pandas,spark-local,spark-cluster
+TRAIN_ROWS ?= 500000 5000000
+bench-scale: uv ## Only the scale tables: batch inference and training at millions of rows
+	$(UV) sync --locked
+	$(UV) run python benchmarks/scale.py --rows $(SCALE_ROWS) --engines $(SCALE_ENGINES)
+	rm -rf build/train-scale
+	$(UV) run copier copy --trust --defaults --vcs-ref HEAD -d project_name="Train Scale" . build/train-scale
+	$(MAKE) -C build/train-scale setup
+	$(UV) run python benchmarks/train_scale.py build/train-scale --rows $(TRAIN_ROWS)
 
 clean: ## Remove build/ and the test environment
 	rm -rf build .venv .pytest_cache .ruff_cache
