@@ -115,6 +115,7 @@ def test_a_worse_regressor_is_rejected_on_its_error(project, mlflow_server):
 def test_a_changed_input_schema_is_named_and_only_forced_through(project, mlflow_server):
     def fewer_columns(config):
         config["data"]["features"] = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5"]
+        config["data"]["sample_rows"] = 300  # trained on a sample, which the card says
 
     client = MlflowClient(mlflow_server)
     champion = client.get_model_version_by_alias(PACKAGE, "champion").version
@@ -126,6 +127,8 @@ def test_a_changed_input_schema_is_named_and_only_forced_through(project, mlflow
         "needs promotion.allow_schema_change or promote --force: FAILED"
     ) in result.stdout
     assert client.get_model_version_by_alias(PACKAGE, "champion").version == champion
+    card = (project / "outputs" / "model_card.md").read_text()
+    assert "- trained on a sample of 300 of 353 rows (`data.sample_rows`)" in card
     version = max(int(v.version) for v in client.search_model_versions(f"name='{PACKAGE}'"))
     forced = cli(
         project, mlflow_server, "promote", "--version", str(version), "--force", "--config", config

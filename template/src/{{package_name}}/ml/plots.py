@@ -41,7 +41,7 @@ PLOT_NAMES = (  # the model card shows them in this order
     "permutation_importance",
 )
 MAX_IMPORTANCE_BARS = 15
-MAX_PLOT_ROWS = 20_000
+MAX_PLOT_ROWS = 10_000
 
 
 def _figure(title: str, size: tuple[float, float] = (5.5, 4.5)) -> tuple[Figure, object]:
