@@ -39,7 +39,7 @@ table.insert(0, "id", np.arange(rows))
 table.to_parquet(path, index=False)
 """
 STEP = re.compile(r"Step `?(\w+)`? has finished in `?((?:\d+[dhm])*[\d.]+s)")
-STEPS = ("load_data", "validate_data", "split_data", "train", "evaluate", "register", "promote")
+STEPS = ("prepare_data", "train", "evaluate", "register", "promote")
 
 
 def seconds(text: str) -> float:

@@ -224,7 +224,7 @@ def test_train_if_changed_follows_the_query_result(project, mlflow_server, clien
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Training finished" in result.stdout and f"{PACKAGE} v2" in result.stdout
     assert len(versions(client)) == 2
-    assert "Using cached version of step load_data" not in result.stdout + result.stderr
+    assert "Using cached version of step prepare_data" not in result.stdout + result.stderr
 
 
 def test_the_projects_own_tests_pass_on_this_data(project, postgres, tmp_path_factory):
