@@ -301,8 +301,11 @@ def fingerprint(source: str, database_url: str | None = None) -> str:
     path = Path(source)
     if not path.is_file():
         return f"missing:{path}"
+    digest = hashlib.sha256()
     with path.open("rb") as file:  # streamed: a file larger than memory too
-        return hashlib.file_digest(file, "sha256").hexdigest()
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def describe(source: str, database_url: str | None = None) -> dict[str, str]:
