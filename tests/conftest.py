@@ -37,6 +37,7 @@ SLOWEST_FIRST = [
     "test_lifecycle",
     "test_ci",
     "test_pipeline_serving",
+    "test_spark",
     "test_data_sources",
     "test_tensorflow",
     "test_stacks",

@@ -2,8 +2,9 @@
 server` (sqlite backend, local artifacts), a ZenML server (`zenml[server]` in an environment
 of its own, sqlite or a store URL given) with a service account and its API key, a PostgreSQL
 server (Debian's `postgresql`, a cluster of its own in a temporary directory), a MariaDB server
-(Debian's `mariadb-server`, a data directory of its own in one), and a proxy that breaks an
-answer. No pytest, no side effects on import.
+(Debian's `mariadb-server`, a data directory of its own in one), a Spark standalone cluster
+(a project's pyspark, its own `bin/spark-class`) and a proxy that breaks an answer. No pytest,
+no side effects on import.
 """
 
 import base64
@@ -467,5 +468,73 @@ def mariadb_server(database: str = "zenml", user: str = "zenml") -> Iterator[Mar
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SparkCluster:
+    master: str  # spark://127.0.0.1:PORT, what `spark.master` takes
+    ui: str  # the master's web UI; `{ui}/json/` lists workers and applications
+
+    def status(self) -> dict:
+        with urllib.request.urlopen(f"{self.ui}/json/", timeout=5) as reply:
+            return json.loads(reply.read())
+
+
+@contextmanager
+def spark_cluster(python: Path, workers: int = 2) -> Iterator[SparkCluster]:
+    """A Spark standalone cluster on loopback: a master and `workers` workers (1 core, 1 GB
+    each), run by `bin/spark-class` of the pyspark that `python` imports (a project's venv;
+    Java 17+ on PATH). Every process binds 127.0.0.1 (SPARK_LOCAL_IP, --host); each runs in
+    its own process group, stopped when the block ends."""
+    where = "import os, pyspark; print(os.path.dirname(pyspark.__file__))"
+    home = subprocess.run([str(python), "-c", where], check=True, capture_output=True, text=True)
+    spark_class = str(Path(home.stdout.strip()) / "bin" / "spark-class")
+    workdir = Path(tempfile.mkdtemp(prefix="template-tests-spark-"))
+    env = {**os.environ, "SPARK_HOME": home.stdout.strip(), "SPARK_LOCAL_IP": "127.0.0.1"}
+    env |= {"SPARK_LOG_DIR": str(workdir), "PYSPARK_PYTHON": str(python)}
+    port, ui_port = free_port(), free_port()
+    cluster = SparkCluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}")
+    master = ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
+    master += ["--port", str(port), "--webui-port", str(ui_port)]
+    commands = [master]
+    for index in range(workers):
+        worker = ["org.apache.spark.deploy.worker.Worker", cluster.master, "--host", "127.0.0.1"]
+        worker += ["--cores", "1", "--memory", "1g", "--webui-port", str(free_port())]
+        commands.append([*worker, "--work-dir", str(workdir / f"worker-{index}")])
+    processes, logs = [], []
+    try:
+        for index, command in enumerate(commands):
+            logs.append(workdir / f"process-{index}.log")
+            processes.append(
+                subprocess.Popen(
+                    [spark_class, *command],
+                    cwd=workdir,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=logs[-1].open("w"),
+                    start_new_session=True,
+                )
+            )
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                if cluster.status().get("aliveworkers") == workers:
+                    break
+            if any(p.poll() is not None for p in processes) or time.monotonic() > deadline:
+                shown = "\n".join(log.read_text()[-1500:] for log in logs)
+                raise RuntimeError(f"the Spark cluster did not start:\n{shown}")
+            time.sleep(0.5)
+        yield cluster
+    finally:
+        for process in reversed(processes):  # workers first, then the master
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         shutil.rmtree(workdir, ignore_errors=True)
