@@ -483,9 +483,9 @@ class SparkCluster:
 
 
 @contextmanager
-def spark_cluster(python: Path, workers: int = 2) -> Iterator[SparkCluster]:
-    """A Spark standalone cluster on loopback: a master and `workers` workers (1 core, 1 GB
-    each), run by `bin/spark-class` of the pyspark that `python` imports (a project's venv;
+def spark_cluster(python: Path, workers: int = 2, memory: str = "1g") -> Iterator[SparkCluster]:
+    """A Spark standalone cluster on loopback: a master and `workers` workers (1 core and
+    `memory` each), run by `bin/spark-class` of the pyspark that `python` imports (a project's venv;
     Java 17+ on PATH). Every process binds 127.0.0.1 (SPARK_LOCAL_IP, --host); each runs in
     its own process group, stopped when the block ends."""
     where = "import os, pyspark; print(os.path.dirname(pyspark.__file__))"
@@ -501,7 +501,7 @@ def spark_cluster(python: Path, workers: int = 2) -> Iterator[SparkCluster]:
     commands = [master]
     for index in range(workers):
         worker = ["org.apache.spark.deploy.worker.Worker", cluster.master, "--host", "127.0.0.1"]
-        worker += ["--cores", "1", "--memory", "1g", "--webui-port", str(free_port())]
+        worker += ["--cores", "1", "--memory", memory, "--webui-port", str(free_port())]
         commands.append([*worker, "--work-dir", str(workdir / f"worker-{index}")])
     processes, logs = [], []
     try:

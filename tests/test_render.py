@@ -28,6 +28,7 @@ ANSWER_SETS = {
         "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
         "zenml_server_url": "https://zenml.example.com",
         "hyperparameter_tuning": True,
+        "spark_engine": True,
         "serving": "pipeline-deployment",
         "ci_provider": "gitlab",
         "author_name": 'Ana "Data" O\'Neil',
@@ -87,6 +88,7 @@ PACKAGE_FILES = [
     "ml/plots.py",
     "ml/predictions.py",
     "ml/sources.py",
+    "ml/streams.py",
     "ml/tuning.py",
     "lifecycle/__init__.py",
     "lifecycle/aliases.py",
@@ -214,6 +216,8 @@ def test_exact_file_set(rendered):
             f"src/{package}/platform/model_server.py",
             f"src/{package}/pipelines/deployment.py",
         }
+    if answers["spark_engine"]:  # batch inference on Spark, and its test against pandas
+        expected |= {f"src/{package}/ml/spark.py", "tests/test_spark.py"}
     assert files == expected
 
 
