@@ -154,8 +154,9 @@ def main() -> None:
                 subprocess.run(
                     [python, "-c", MAKE_BATCH, TABLES[task], str(rows), str(batch)], check=True
                 )
-                floor, floor_peak = None, float("nan")
+                floor, floor_peak, skipped = None, float("nan"), "not run"
                 if rows <= args.floor_max_rows:
+                    skipped = "failed"
                     floor, floor_peak, _ = timed(
                         [
                             str(python),
@@ -193,7 +194,7 @@ def main() -> None:
                         same = "yes" if check.returncode == 0 else f"NO: {check.stderr[-300:]}"
                     print(
                         f"| {TABLES[task]} | {rows:,} | {engine} | {wall:.1f} | "
-                        + (f"{floor:.1f} | {wall / floor:.2f}" if floor else "failed | -")
+                        + (f"{floor:.1f} | {wall / floor:.2f}" if floor else f"{skipped} | -")
                         + f" | {peak:.2f} | {floor_peak:.2f} "
                         f"| {rows / wall:,.0f} | {same} |",
                         flush=True,
