@@ -226,15 +226,20 @@ def read_sql(query: str, database_url: str | None = None) -> pd.DataFrame:
             f"the query returns no rows to read: use a SELECT ({short(query)})"
         ) from None
     except (SQLAlchemyError, pd.errors.DatabaseError) as error:
-        raise DataSourceError(
-            f"the query failed on {describe_database(url)}: {driver_reason(error, url)} "
-            f"({short(query)})"
-        ) from None
+        raise query_failed(error, query, url) from None
     finally:
         engine.dispose()
     require_unique_columns(frame.columns, "the query's result")
     _last_read[(query, url)] = frame_digest(frame)
     return frame
+
+
+def query_failed(error: Exception, query: str, url: str) -> DataSourceError:
+    """A failed query in one line: the database without credentials, the driver's reason."""
+    return DataSourceError(
+        f"the query failed on {describe_database(url)}: {driver_reason(error, url)} "
+        f"({short(query)})"
+    )
 
 
 def check_database(database_url: str | None = None) -> None:

@@ -81,10 +81,7 @@ def _sql_chunks(query: str, chunk_rows: int) -> Iterator:
                 sources.require_unique_columns(chunk.columns, "the query's result")
                 yield chunk, float("nan")  # the query's size is unknown
     except (SQLAlchemyError, pd.errors.DatabaseError) as error:
-        raise DataSourceError(
-            f"the query failed on {sources.describe_database(url)}: "
-            f"{sources.driver_reason(error, url)} ({sources.short(query)})"
-        ) from None
+        raise sources.query_failed(error, query, url) from None
     finally:
         engine.dispose()
 
