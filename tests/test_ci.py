@@ -77,8 +77,8 @@ VARIANTS = {
         "zenml_server_url": "https://zenml.example.com",
     },
 }
-GITHUB_WORKFLOWS = ["ci.yml", "deploy.yml", "template-update.yml", "train.yml"]
-MISSING_SECRETS = {  # what train and deploy say first when their secrets are not set
+GITHUB_WORKFLOWS = ["ci.yml", "deploy.yml", "monitor.yml", "template-update.yml", "train.yml"]
+MISSING_SECRETS = {  # what train, deploy and monitor say first when their secrets are not set
     "server": "Set the secret ZENML_STORE_API_KEY",
     "embedded": "Set the secret MLFLOW_TRACKING_URI to your MLflow server",
     "basic": "Set the secrets MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD",
@@ -202,11 +202,14 @@ OWN_WORKFLOWS = TEMPLATE / ".github" / "workflows"
 # The jobs that train, deploy, release or write to the repository: no cache another branch's run
 # could have written.
 NO_CACHE_JOBS = {
-    "train.yml": "train",
-    "deploy.yml": "deploy",
-    "template-update.yml": "check",
-    "nightly.yml": "test",
+    "train.yml": {"train"},
+    "deploy.yml": {"deploy"},
+    "monitor.yml": {"batch-infer", "monitor", "retrain"},
+    "template-update.yml": {"check"},
+    "nightly.yml": {"test"},
 }
+# Where the secrets of the jobs that train or deploy can live.
+ENVIRONMENTS = {"train.yml": "training", "deploy.yml": "production", "monitor.yml": "training"}
 
 
 def zizmor_findings(*paths: Path) -> list[tuple[str, str, str, str]]:
@@ -301,11 +304,10 @@ def test_workflows_grant_each_job_only_what_it_uses(variants):
                     assert step["with"]["persist-credentials"] is False, f"{path}: {name}"
                 if step.get("uses", "").startswith("astral-sh/setup-uv@"):
                     # setup-uv caches by default: off, explicitly, where nothing may be cached
-                    expected = NO_CACHE_JOBS.get(path.name) != name
+                    expected = name not in NO_CACHE_JOBS.get(path.name, set())
                     assert step["with"]["enable-cache"] is expected, f"{path}: {name}"
-        if path.name in ("train.yml", "deploy.yml"):  # their secrets can live in an environment
-            job = workflow["jobs"][NO_CACHE_JOBS[path.name]]
-            assert job["environment"] == {"train.yml": "training"}.get(path.name, "production")
+        for name in NO_CACHE_JOBS[path.name] if path.name in ENVIRONMENTS else ():
+            assert workflow["jobs"][name]["environment"] == ENVIRONMENTS[path.name], path
 
 
 def test_dependabot_and_renovate_configs_match_their_schemas(tmp_path, variants):
@@ -345,10 +347,12 @@ def test_gitlab_ci_caches_only_in_the_test_job(variants):
         config = yaml.safe_load((variants[name] / ".gitlab-ci.yml").read_text())
         assert "cache" not in config["default"], name
         jobs = [job for job, spec in config.items() if isinstance(spec, dict) and "stage" in spec]
-        assert sorted(jobs) == ["deploy", "template-update", "test", "train"]
+        monitor = ["batch-infer", "monitor", "retrain"]
+        assert sorted(jobs) == sorted(["deploy", "template-update", "test", "train", *monitor])
         cached = [job for job in jobs if "cache" in gitlab_job(variants[name], job)]
         assert cached == ["test"], name
-        assert gitlab_job(variants[name], "deploy")["artifacts"]["access"] == "developer"
+        for job in ("deploy", "batch-infer", "monitor"):  # their artifacts hold predictions
+            assert gitlab_job(variants[name], job)["artifacts"]["access"] == "developer"
         # The image Renovate pins by digest; a tag without a registry would be Docker Hub's.
         assert config["default"]["image"].startswith("ghcr.io/astral-sh/uv:python3.1")
 
@@ -589,7 +593,8 @@ def first_missing_secret(answers: dict) -> str:
 def test_train_and_deploy_refuse_to_start_without_their_secrets(variants, tmp_path, name):
     project, kind = variants[name], first_missing_secret(VARIANTS[name])
     if name.startswith("github"):
-        for workflow, job in (("train.yml", "train"), ("deploy.yml", "deploy")):
+        monitor = [("monitor.yml", job) for job in ("batch-infer", "monitor", "retrain")]
+        for workflow, job in [("train.yml", "train"), ("deploy.yml", "deploy"), *monitor]:
             result = run_github_job(project, workflow, job, tmp_path / job)
             assert not result.ok
             failed = [step for step in result.steps if step.returncode]
@@ -604,7 +609,8 @@ def test_train_and_deploy_refuse_to_start_without_their_secrets(variants, tmp_pa
         assert result.returncode == 1
         expected = MISSING_SECRETS[kind].replace("Set the secret", "error: set the CI/CD variable")
         assert expected in result.stdout
-        assert gitlab_job(project, "deploy")["before_script"][0] == check
+        for job in ("deploy", "batch-infer", "monitor"):  # retrain runs after monitor's check
+            assert gitlab_job(project, job)["before_script"][0] == check
 
 
 REQUIRED_SECRETS = {
@@ -656,6 +662,73 @@ def test_gitlab_jobs_run_the_same_commands_as_the_github_jobs(variants):
         assert command in github_run_commands(github, "deploy.yml", "deploy")[-1]
     rules = {rule["if"] for rule in train["rules"]}
     assert '$CI_PIPELINE_SOURCE == "push" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' in rules
+    for job in ("batch-infer", "monitor", "retrain"):
+        script = gitlab_job(gitlab, job)["script"]
+        (command,) = [line for line in script if line.startswith(f".venv/bin/{package} {job} ")]
+        assert any(command in run for run in github_run_commands(github, "monitor.yml", job)), job
+
+
+def test_the_monitor_schedule_retrains_when_the_monitor_says_so(variants, tmp_path):
+    """batch-infer -> monitor -> retrain on both providers: the verdict (the monitor's exit code)
+    shows, drift or degradation fails the monitor job, and the summary's `retrain` alone decides
+    whether retrain runs. The monitor command is a stand-in here."""
+    package = "fraud_detector"
+    command = (
+        f'.venv/bin/{package} monitor ${{STACK:+--stack "$STACK"}} --no-retrain '
+        "--summary-json monitor-summary.json"
+    )
+    github = yaml.safe_load(
+        (variants["github-basic"] / ".github" / "workflows" / "monitor.yml").read_text()
+    )
+    assert github[True]["schedule"][0]["cron"] and "workflow_dispatch" in github[True]  # on:
+    jobs = github["jobs"]
+    assert (jobs["monitor"]["needs"], jobs["retrain"]["needs"]) == ("batch-infer", "monitor")
+    assert jobs["monitor"]["outputs"] == {"retrain": "${{ steps.monitor.outputs.retrain }}"}
+    # also when the monitor job failed on a degraded window
+    assert jobs["retrain"]["if"] == (
+        "${{ !cancelled() && needs.monitor.outputs.retrain == 'true' }}"
+    )
+    steps = {step.get("name"): step for step in jobs["monitor"]["steps"]}
+    assert steps["Monitor"]["id"] == "monitor" and command in steps["Monitor"]["run"]
+    gitlab = {job: gitlab_job(variants["gitlab-basic"], job) for job in jobs}
+    for job in gitlab.values():
+        rules = [rule["if"] for rule in job["rules"]]
+        assert rules == ['$CI_PIPELINE_SOURCE == "schedule" && $SCHEDULED_JOB == "monitor"']
+    assert gitlab["monitor"]["needs"] == ["batch-infer"]
+    assert gitlab["retrain"]["needs"] == ["monitor"]
+    assert gitlab["monitor"]["script"] == [command]  # the job's exit code is the verdict's
+    assert gitlab["monitor"]["allow_failure"] == {"exit_codes": [3, 4, 5]}
+    assert gitlab["monitor"]["artifacts"]["when"] == "always"
+    assert "monitor-summary.json" in gitlab["monitor"]["artifacts"]["paths"]
+
+    fake = tmp_path / ".venv" / "bin" / package  # writes $SUMMARY to --summary-json, exits $CODE
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/usr/bin/env bash\nprintf "%s" "$SUMMARY" > "${@: -1}"\nexit "$CODE"\n')
+    fake.chmod(0o755)
+    for code, verdict, retrain in [
+        (0, "ok", False),
+        (3, "not enough labels", False),
+        (4, "drifted", False),
+        (5, "degraded", True),
+        (5, "degraded", False),  # on_degradation does not ask for retraining
+    ]:
+        summary = {"verdict": verdict, "latest_window": "2026-11-30", "retrain": retrain}
+        summary |= {"report": "outputs/monitoring_report.md", "mlflow_run": "http://m/#/runs/1"}
+        env = {"CODE": str(code), "SUMMARY": json.dumps({**summary, "windows": []})}
+        workdir = tmp_path / f"{code}-{retrain}"
+        monitor = run_commands(tmp_path, [steps["Monitor"]["run"]], workdir, **env)
+        assert monitor.returncode == 0, monitor.stdout + monitor.stderr
+        assert (workdir / "output").read_text() == f"retrain={str(retrain).lower()}\n"
+        shown = run_commands(tmp_path, [steps["Job summary"]["run"]], workdir)
+        assert shown.returncode == 0
+        assert f"### Monitoring: {verdict} (" in (workdir / "step_summary.md").read_text()
+        judged = run_commands(tmp_path, [steps["Verdict"]["run"]], workdir)
+        failing = code in (4, 5)  # drifted, degraded
+        assert (judged.returncode, "::error" in judged.stdout) == (int(failing), failing)
+        gate = run_commands(tmp_path, [gitlab["retrain"]["script"][0], "echo RETRAINING"], workdir)
+        assert gate.returncode == 0 and ("RETRAINING" in gate.stdout) is retrain, gate.stdout
+    failed = run_commands(tmp_path, [steps["Monitor"]["run"]], tmp_path / "error", CODE="1")
+    assert failed.returncode == 1 and not (tmp_path / "error" / "output").exists()
 
 
 # --- A project as it arrives on a CI runner: committed, no .env, secrets from the environment ----

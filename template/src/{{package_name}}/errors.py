@@ -41,6 +41,12 @@ class DataSourceError(DataValidationError):
     )
 
 
+class MonitoringDataError(DataSourceError):
+    """The batch outputs or the labels to monitor are missing or do not join."""
+
+    hint = "configs/monitoring.yaml: predictions, labels, key, time_column"
+
+
 class BatchDataError(DataValidationError):
     """The batch to score breaks a rule of the data the model was trained on."""
 

@@ -32,6 +32,7 @@ class Verdict(BaseModel):
     # How this version's problem differs from the champion's (task, labels, input columns).
     schema_changes: list[str] = Field(default_factory=list)
     model_card: str | None = None  # the card's URI, once published
+    reason: str = ""  # why it was trained, when monitoring asked for it
 
     @computed_field
     @property
@@ -64,6 +65,7 @@ def _checks(
     champion: tuple[str, dict[str, float]] | None,
     baseline: dict[str, float],
     no_champion: str = "no champion to compare with",
+    live: tuple[str, dict[str, float], dict[str, float]] | None = None,
 ) -> list[tuple[str, bool]]:
     """One (line, passed) per check; a line says the value, what it needs, then ok/FAILED."""
     checks = []
@@ -82,9 +84,13 @@ def _checks(
         return [*checks, _check(no_champion, True)]
     version, scores = champion
     for name, needed in promotion.min_improvement.items():
-        theirs = scores[name]
-        text = f"champion v{version} {theirs:.4f}"
-        checks.append(_versus(name, challenger[name], theirs, text, needed))
+        if scores:  # on the held-out split (not when live evidence replaces it)
+            text = f"champion v{version} {scores[name]:.4f}"
+            checks.append(_versus(name, challenger[name], scores[name], text, needed))
+        if live:  # both on the labelled rows of a monitored window
+            window, ours, theirs = live
+            text = f"champion v{version} {theirs[name]:.4f} on {window}"
+            checks.append(_versus(f"{name} on {window}", ours[name], theirs[name], text, needed))
     return checks
 
 
@@ -95,13 +101,15 @@ def judge(
     forced: bool = False,
     schema_changes: list[str] | None = None,
     baseline: dict[str, float] | None = None,
+    live: tuple[str, dict[str, float], dict[str, float]] | None = None,
 ) -> Verdict:
     """Apply the thresholds in `promotion:` to held-out metrics. `champion` is (version,
     its metrics on the same data), or None when there is none yet (or it solves another
     problem): then only the absolute and baseline thresholds apply; `baseline` is the naive
-    model's metrics on the same data (ml.metrics.baseline_metrics). In dry_run the verdict is
-    reported and the challenger promoted anyway. A changed problem (`schema_changes`) is never
-    promoted unless forced or allowed (promotion.allow_schema_change)."""
+    model's metrics on the same data (ml.metrics.baseline_metrics); `live`: (window, this
+    version's metrics, the champion's) on a monitored window's labelled rows. In dry_run the
+    verdict is reported and the challenger promoted anyway. A changed problem (`schema_changes`)
+    is never promoted unless forced or allowed (promotion.allow_schema_change)."""
     mode = "forced" if forced else promotion.mode
     changes, baseline = list(schema_changes or []), baseline or {}
     if mode in ("disabled", "forced"):
@@ -110,7 +118,7 @@ def judge(
         unlike = "not compared with the champion, which solves another problem"
         checks = _checks(promotion, challenger, None, baseline, no_champion=unlike)
     else:
-        checks = _checks(promotion, challenger, champion, baseline)
+        checks = _checks(promotion, challenger, champion, baseline, live=live)
     allowed = forced or promotion.allow_schema_change
     if changes:
         needs = "needs promotion.allow_schema_change or promote --force"
@@ -198,19 +206,26 @@ def run_gate(
     promotion: PromotionConfig,
     forced: bool = False,
     mark_challenger: bool = True,
+    evidence: tuple[str, HeldOut] | None = None,
+    live_only: bool = False,
 ) -> Verdict:
-    """Judge `version` against the current champion (both on `held_out`), then move the
-    aliases: `challenger` to this version, `champion` if it passes."""
+    """Judge `version` against the current champion (both on `held_out`, and on `evidence`:
+    a monitored window's labelled rows), then move the aliases: `challenger` to this version,
+    `champion` if it passes. `live_only`: the champion is compared on the evidence alone."""
     version = str(version)
     if mark_challenger:
         set_alias(client, name, CHALLENGER, version)
     current = version_by_alias(client, name, CHAMPION)
-    champion, changes = None, []
+    champion, changes, live = None, [], None
     if current and str(current.version) != version:  # int from sqlite stores, str over REST
         champion_uri = f"models:/{name}/{current.version}"
-        scores, changes = _compared(held_out, f"models:/{name}/{version}", champion_uri)
-        champion = (str(current.version), scores or {})
-    verdict = judge(promotion, metrics, champion, forced, changes, held_out.baseline)
+        candidate_uri = f"models:/{name}/{version}"
+        scores, changes = _compared(held_out, candidate_uri, champion_uri)
+        champion = (str(current.version), {} if live_only else scores or {})
+        if evidence is not None and not changes:
+            window, rows = evidence
+            live = (window, rows.score(candidate_uri), rows.score(champion_uri))
+    verdict = judge(promotion, metrics, champion, forced, changes, held_out.baseline, live)
     verdict.model_name, verdict.version = name, version
     if verdict.promote:
         set_champion(client, name, version)

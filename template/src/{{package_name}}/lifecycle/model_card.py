@@ -149,6 +149,7 @@ def render_model_card(
         "",
         f"**Gate verdict: {verdict.result}** (mode `{verdict.mode}`)",
         "",
+        *([f"**Trained because** {verdict.reason}", ""] if verdict.reason else []),
         "## Data",
         "",
         *_data_lines(data),

@@ -60,11 +60,13 @@ def score_chunks(
     write: Callable[[pd.DataFrame], None],
     pass_through: Sequence[str] = (),
     progress: Callable[[int, float], None] = lambda rows, share: None,
+    shadow: tuple[str, object, Sequence[str]] | None = None,
     **added: str,
 ) -> Scored:
     """Validate, score and write each (chunk, share read) pair with a loaded pyfunc model. Gaps
     are counted over the whole batch: data.max_missing_fraction holds for the batch, as in
-    training, not for each chunk (0 stops at the first gap)."""
+    training, not for each chunk (0 stops at the first gap). `shadow`: (version, loaded model,
+    its inputs) of a challenger whose answers go in challenger_* columns."""
     rows, gaps, unseen, clipped, sample, head = 0, Counter(), Counter(), 0, None, None
     digest = hashlib.sha256()
     per_chunk_limit = 0.0 if max_missing_fraction == 0 else 1.0
@@ -73,6 +75,8 @@ def score_chunks(
         inputs = validate_batch(chunk, features, per_chunk_limit, where)
         predictions = score_rows(loaded, inputs)
         table = output_rows(chunk, inputs, predictions, pass_through, **added)
+        if shadow is not None:
+            table = with_shadow(table, chunk, shadow, per_chunk_limit, where)
         write(table)
         if sample is None:
             sample, head = table.head(SAMPLE_ROWS), chunk.head(SAMPLE_ROWS)
@@ -94,8 +98,22 @@ def score_chunks(
     return Scored(rows, "", sample, dict(unseen), clipped, head, digest.hexdigest())
 
 
+def with_shadow(table, chunk, shadow, max_missing_fraction: float, where: str) -> pd.DataFrame:
+    """The output rows plus the challenger's answers (challenger_prediction, ...) and version."""
+    version, loaded, features = shadow
+    inputs = validate_batch(chunk, features, max_missing_fraction, where)
+    answers = score_rows(loaded, inputs).drop(columns=["unseen_categories"], errors="ignore")
+    answers = answers.add_prefix("challenger_").set_index(table.index)
+    return pd.concat([table, answers], axis=1).assign(challenger_version=version)
+
+
 def score_streamed(
-    config: BatchInferenceConfig, loaded, features: Sequence[str], max_missing: float, added: dict
+    config: BatchInferenceConfig,
+    loaded,
+    features: Sequence[str],
+    max_missing: float,
+    added: dict,
+    shadow: tuple[str, object, Sequence[str]] | None = None,
 ) -> Scored:
     """The batch of `config` scored on this machine, chunk by chunk, into its output."""
     progress = Progress()
@@ -112,6 +130,7 @@ def score_streamed(
             write_behind,
             config.pass_through,
             progress,
+            shadow,
             **added,
         )
     progress.done()
