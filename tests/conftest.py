@@ -33,6 +33,7 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 SLOWEST_FIRST = [
     "test_faults",
     "test_model_lifecycle",
+    "test_monitoring",
     "test_team_tracker",
     "test_lifecycle",
     "test_ci",
