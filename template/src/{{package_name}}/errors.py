@@ -124,3 +124,9 @@ class RequestRejectedError(PredictionError):
         "send the columns and types of the model's input example (`{prog} predict` without "
         "--input sends it; `{prog} status` shows the endpoint)"
     )
+
+
+class UnschedulableStackError(StackError):
+    """The stack's orchestrator cannot run ZenML schedules (the local one runs pipelines now)."""
+
+    hint = "schedules run on the production stack: `{prog} schedule --stack production`"

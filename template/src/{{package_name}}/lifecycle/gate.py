@@ -53,9 +53,11 @@ def _check(text: str, ok: bool) -> tuple[str, bool]:
     return f"{text}: {'ok' if ok else 'FAILED'}", ok
 
 
-def _versus(name: str, value: float, other: float, text: str, needed: float) -> tuple[str, bool]:
+def _versus(
+    name: str, value: float, other: float, text: str, needed: float, where: str = ""
+) -> tuple[str, bool]:
     gain = improvement(name, value, other)
-    line = f"{name} {value:.4f} vs {text}: {gain:+.4f} better, needs {needed:+.4f}"
+    line = f"{name}{where} {value:.4f} vs {text}: {gain:+.4f} better, needs {needed:+.4f}"
     return _check(line, gain >= needed)
 
 
@@ -90,7 +92,8 @@ def _checks(
         if live:  # both on the labelled rows of a monitored window
             window, ours, theirs = live
             text = f"champion v{version} {theirs[name]:.4f} on {window}"
-            checks.append(_versus(f"{name} on {window}", ours[name], theirs[name], text, needed))
+            where = f" on {window}"
+            checks.append(_versus(name, ours[name], theirs[name], text, needed, where))
     return checks
 
 

@@ -68,7 +68,7 @@ def window_labels(times: pd.Series, window: str | int) -> pd.Series:
     if window == "day":
         return times.dt.strftime("%Y-%m-%d")
     if window == "week":
-        monday = times - pd.to_timedelta(times.dt.weekday, unit="D")
+        monday = times - pd.to_timedelta(times.dt.day_of_week, unit="D")
         return "week of " + monday.dt.strftime("%Y-%m-%d")
     position = pd.Series(np.arange(len(times)), index=times.sort_values(kind="stable").index)
     block = position.reindex(times.index) // window
@@ -88,29 +88,30 @@ def join_labels(
                 f"the {name} ({where}) have no column(s) {missing}: "
                 "configs/monitoring.yaml names the key and the time column"
             )
-    labels = labels[[key, target]].dropna()
+    # Joined on the keys as text: an ID read as a number in one source and as text in another.
+    labels = labels[[target]].assign(joined=_as_text(labels[key])).dropna()
     times = pd.to_datetime(predictions[time], utc=True, errors="coerce", format="mixed")
     dated = predictions[times.notna()].assign(**{time: times[times.notna()]})
-    latest = dated.sort_values(time, kind="stable").drop_duplicates(key, keep="last")
-    last_label = labels.drop_duplicates(key, keep="last")
-    rows = latest.merge(last_label, on=key, how="left", suffixes=("_scored", ""))
-    rows["window"] = window_labels(rows[time], config.window)
+    dated = dated.assign(joined=_as_text(dated[key]))
+    latest = dated.sort_values(time, kind="stable").drop_duplicates("joined", keep="last")
+    last_label = labels.drop_duplicates("joined", keep="last")
+    rows = latest.merge(last_label, on="joined", how="left", suffixes=("_scored", ""))
+    rows = rows.drop(columns="joined").assign(window=window_labels(rows[time], config.window))
     return Joined(
         rows=rows,
         scored=len(predictions),
         labelled=int(rows[target].notna().sum()),
-        unknown_labels=int((~last_label[key].isin(latest[key])).sum()),
+        unknown_labels=int((~last_label["joined"].isin(latest["joined"])).sum()),
         duplicate_labels=len(labels) - len(last_label),
         rescored=len(dated) - len(latest),
         undated=len(predictions) - len(dated),
     )
 
 
-def _as_labels(values: pd.Series) -> pd.Series:
-    """Labels as text, so 1, 1.0 and "1" (CSV, Parquet, a column name) are one label."""
-    if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
-        values = values.astype("Int64")
-    return values.astype(str)
+def _as_text(values: pd.Series) -> pd.Series:
+    """Labels, keys and versions as text, so 1, 1.0 and "1" (CSV, Parquet, a column name) are
+    one value."""
+    return values.astype(str).str.replace(r"^(-?\d+)\.0$", r"\1", regex=True)
 
 
 def live_metrics(
@@ -121,8 +122,8 @@ def live_metrics(
     if task == "regression":
         return regression_metrics(rows[target], rows[f"{prefix}prediction"])
     columns = [c for c in rows.columns if c.startswith(f"{prefix}probability_")]
-    classes = [c.removeprefix(f"{prefix}probability_") for c in columns]
-    y_true, y_pred = _as_labels(rows[target]), _as_labels(rows[f"{prefix}prediction"])
+    classes = list(_as_text(pd.Series([c.removeprefix(f"{prefix}probability_") for c in columns])))
+    y_true, y_pred = _as_text(rows[target]), _as_text(rows[f"{prefix}prediction"])
     probabilities = rows[columns].to_numpy(dtype=float)
     return classification_metrics(y_true, y_pred, probabilities, classes, average)
 
@@ -198,7 +199,7 @@ def judge_windows(
         roles.append(("shadow", f"{SHADOW}version", SHADOW))
     for window, in_window in rows.groupby("window", sort=False):
         for role, column, prefix in roles:
-            for version, scored in in_window.groupby(in_window[column].astype(str)):
+            for version, scored in in_window.groupby(_as_text(in_window[column])):
                 if version in ("", "nan", "<NA>", "None"):
                     continue
                 labelled = scored[scored[target].notna()]
@@ -210,7 +211,7 @@ def judge_windows(
                 if found is not None:
                     result.drift, result.drift_share, drifted = found
                     result.verdict = "drifted" if drifted else "ok"
-                classes = _as_labels(labelled[target]).nunique()
+                classes = _as_text(labelled[target]).nunique()
                 if len(labelled) < config.min_labels or (task != "regression" and classes < 2):
                     if result.verdict == "ok":
                         result.verdict = "not enough labels"

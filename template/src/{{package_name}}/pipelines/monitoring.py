@@ -10,6 +10,7 @@ import mlflow
 import pandas as pd
 from pydantic import BaseModel
 from zenml import pipeline, step
+from zenml.config.schedule import Schedule
 from zenml.enums import ExecutionMode
 from zenml.types import MarkdownString
 
@@ -20,6 +21,7 @@ from ..ml.data import load_dataset
 from ..ml.drift import columns_seen, detect_drift
 from ..ml.model import load_model
 from ..ml.monitoring import (
+    WindowResult,
     current,
     join_labels,
     judge_windows,
@@ -44,6 +46,27 @@ class Monitored(BaseModel):
 
 def experiment_of(model_name: str) -> str:
     return f"{model_name}-monitoring"
+
+
+def log_curves(results: list[WindowResult]) -> None:
+    """A point per window at the window's date, so MLflow's UI draws each metric over time:
+    live/ (the served version), held_out/ (its value before deployment), v<N>/ (each version);
+    and the windows as a table."""
+    windows = list(dict.fromkeys(r.window for r in results))
+    for r in results:
+        when, index = int(r.start.timestamp() * 1000), windows.index(r.window)
+        points = {f"v{r.version}/{k}": v for k, v in r.metrics.items()}
+        if r.role == "served":
+            points |= {f"live/{k}": v for k, v in r.metrics.items()}
+            points |= {f"held_out/{k}": v for k, v in r.held_out.items()}
+            points["live/labelled_rows"] = r.labelled
+            if r.drift_share is not None:
+                points["live/drift_share"] = r.drift_share
+        for key, value in points.items():
+            mlflow.log_metric(key, value, step=index, timestamp=when)
+    if results:
+        table = pd.DataFrame([r.row() for r in results])
+        mlflow.log_table(data=table, artifact_file="monitoring/windows.json")
 
 
 @step(experiment_tracker=True, enable_cache=False)
@@ -92,22 +115,8 @@ def monitor(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown)
 
-    windows = list(dict.fromkeys(r.window for r in results))
-    for r in results:  # a point per window, at the window's date: MLflow's UI draws the curves
-        when, index = int(r.start.timestamp() * 1000), windows.index(r.window)
-        points = {f"v{r.version}/{k}": v for k, v in r.metrics.items()}
-        if r.role == "served":
-            points |= {f"live/{k}": v for k, v in r.metrics.items()}
-            points |= {f"held_out/{k}": v for k, v in r.held_out.items()}
-            points["live/labelled_rows"] = r.labelled
-            if r.drift_share is not None:
-                points["live/drift_share"] = r.drift_share
-        for key, value in points.items():
-            mlflow.log_metric(key, value, step=index, timestamp=when)
+    log_curves(results)
     mlflow.log_artifact(str(path), artifact_path="monitoring")
-    if results:
-        table = pd.DataFrame([r.row() for r in results])
-        mlflow.log_table(data=table, artifact_file="monitoring/windows.json")
     mlflow.set_tags({"verdict": verdict, "window": now.window if now else "-"})
     run = mlflow.active_run()
     monitored = Monitored(
@@ -139,9 +148,11 @@ def run_monitoring(
     data: DataConfig,
     promotion: PromotionConfig,
     drift: DriftConfig,
-) -> Monitored:
-    """Judge the champion's live performance (configs/monitoring.yaml)."""
+    schedule: Schedule | None = None,
+) -> Monitored | None:
+    """Judge the champion's live performance (configs/monitoring.yaml); with `schedule`,
+    register it to run on that instead."""
     run = monitoring_pipeline.with_options(
-        settings=pipeline_settings(experiment=experiment_of(config.model_name))
+        settings=pipeline_settings(experiment=experiment_of(config.model_name)), schedule=schedule
     )(config=config, data=data, promotion=promotion, drift=drift)
-    return run.steps["monitor"].outputs["monitoring"][0].load()
+    return run and run.steps["monitor"].outputs["monitoring"][0].load()
