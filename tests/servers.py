@@ -538,3 +538,69 @@ def spark_cluster(python: Path, workers: int = 2, memory: str = "1g") -> Iterato
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def browser_page(
+    url: str, screenshot: Path | None = None, wait_for=(), seconds: int = 60, size=(1600, 1200)
+) -> str:
+    """What a user sees at `url`: `document.body.innerText` in headless Chromium (Debian's
+    `chromium` + `chromium-driver`, driven over WebDriver's plain HTTP: no new dependency) once
+    every string in `wait_for` shows and the text holds still (React pages draw late: poll,
+    never a fixed wait); optionally a PNG of the window. MLflow draws a chart only once it is
+    in the window: give chart pages a tall `size`. No host name resolves (not even localhost)."""
+    driver, chromium = shutil.which("chromedriver"), shutil.which("chromium")
+    if driver is None or chromium is None:
+        raise RuntimeError("no Chromium: `apt-get install chromium chromium-driver` (.ci/run does)")
+    port, deadline = free_port(), time.monotonic() + seconds
+    tmp = tempfile.mkdtemp(prefix="template-tests-browser-")  # Chromium's profile and sockets
+    command = [driver, f"--port={port}"]  # chromedriver listens on loopback only
+    env = {**os.environ, "TMPDIR": tmp, "TZ": "UTC"}  # dates on chart axes: UTC
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+
+    def call(method: str, path: str, body: dict | None = None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                return json.loads(reply.read())["value"]
+        except urllib.error.HTTPError as error:  # WebDriver says what failed in the body
+            raise RuntimeError(
+                f"chromedriver: {json.loads(error.read())['value']['message']}"
+            ) from None
+
+    args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+    args += ["--no-first-run", "--disable-background-networking", "--disable-component-update"]
+    args += ["--disable-sync", f"--window-size={size[0]},{size[1]}"]
+    args += ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+    capabilities = {"alwaysMatch": {"goog:chromeOptions": {"binary": chromium, "args": args}}}
+    try:
+        while process.poll() is None and time.monotonic() < deadline:  # until it listens
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2).close()
+                break
+            time.sleep(0.2)
+        session = (
+            "/session/" + call("POST", "/session", {"capabilities": capabilities})["sessionId"]
+        )
+        call("POST", f"{session}/url", {"url": url})
+        script, text = {"script": "return document.body.innerText", "args": []}, None
+        while True:  # until the strings show and the text holds still (charts drawn) for 0.5 s
+            previous, text = text, call("POST", f"{session}/execute/sync", script)
+            if not (missing := [s for s in wait_for if s not in text]) and text == previous:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{url} shows no {missing} after {seconds} s:\n{text[-3000:]}")
+            time.sleep(0.5)
+        if screenshot is not None:
+            screenshot.write_bytes(base64.b64decode(call("GET", f"{session}/screenshot")))
+        call("DELETE", session)  # Chromium quits
+        return text
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):  # Chromium's processes end, then its files
+            for _ in range(100):
+                os.killpg(process.pid, 0)
+                time.sleep(0.1)
+            os.killpg(process.pid, signal.SIGKILL)
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -21,6 +21,7 @@ import yaml
 from mlflow import MlflowClient
 
 from conftest import render, run
+from servers import browser_page
 
 pytestmark = pytest.mark.lifecycle
 
@@ -203,6 +204,29 @@ def test_mlflow_charts_each_metric_over_the_windows_dates(project, mlflow_server
     assert curves <= set(latest.data.metrics)
     artifacts = {artifact.path for artifact in client.list_artifacts(run_id, "monitoring")}
     assert artifacts == {"monitoring/monitoring_report.md", "monitoring/windows.json"}
+
+
+def test_mlflow_ui_draws_the_live_and_held_out_curves(project, mlflow_server, client, tmp_path):
+    """As a user sees it, in headless Chromium: the latest monitoring run's tags, and its
+    "Model metrics" tab with a section of curves for the served model and for held-out."""
+    experiment = client.get_experiment_by_name(f"{PACKAGE}-monitoring").experiment_id
+    (latest,) = client.search_runs([experiment], order_by=["start_time DESC"], max_results=1)
+    page = f"{mlflow_server}/#/experiments/{experiment}/runs/{latest.info.run_id}"
+    overview = browser_page(page, wait_for=["Tags", "verdict"])
+    assert re.search(r"^verdict\n: ok$", overview, re.M), overview
+    assert re.search(r"^window\n: 2026-11-03$", overview, re.M), overview
+    screenshot = tmp_path / "model-metrics.png"
+    charts = browser_page(
+        f"{page}/model-metrics",
+        screenshot,
+        wait_for=["(live/roc_auc)", "(held_out/roc_auc)", "(live/labelled_rows)"],
+        size=(1600, 2400),  # MLflow draws a chart once it is in the window
+    )
+    for section in ("live", "held_out"):
+        assert re.search(rf"^{section}\n\(\d+\)$", charts, re.M), charts
+    assert charts.count("\nroc_auc\n") >= 2 and "\nStep\n" in charts, charts
+    assert screenshot.stat().st_size > 50_000
+    print(f"screenshot: {screenshot}")
 
 
 def test_a_shadow_challenger_that_does_worse_is_kept_back(project, mlflow_server, client):

@@ -483,7 +483,7 @@ def _functions(tree):
 
 
 def test_code_is_layered_small_and_its_cli_only_formats(rendered):
-    """ZenML only in pipelines/ and platform/; cli.py at most 400 lines (issue 30 trims it); no function over 60
+    """ZenML only in pipelines/ and platform/; cli.py at most 400 lines; no function over 60
     lines; every exception class in errors.py."""
     import ast
 
