@@ -15,7 +15,6 @@ from ..errors import MonitoringDataError
 from . import LOWER_IS_BETTER, improvement
 from .data import load_dataset
 from .metrics import classification_metrics, regression_metrics
-from .sources import is_sql
 
 # The verdicts, from mild to severe; the exit code of `monitor` is the latest window's.
 VERDICTS = {"ok": 0, "not enough labels": 3, "drifted": 4, "degraded": 5}
@@ -44,19 +43,19 @@ class Joined:
 
 def check_sources(config: MonitoringConfig) -> None:
     """The batch outputs and the labels are there (files; a query runs in the pipeline)."""
-    if not is_sql(config.predictions) and not glob.glob(config.predictions):
+    if not SCHEME.match(config.predictions) and not glob.glob(config.predictions):
         raise MonitoringDataError(
             f"no batch output at {config.predictions}: run batch-infer first, or point "
             "`predictions` at its output"
         )
-    local = not is_sql(config.labels) and not SCHEME.match(config.labels)
-    if local and not Path(config.labels).is_file():
+    if not SCHEME.match(config.labels) and not Path(config.labels).is_file():
         raise MonitoringDataError(f"labels file not found: {config.labels}")
 
 
 def load_predictions(source: str) -> pd.DataFrame:
     """A batch output, several (a glob: outputs/predictions/*.parquet) or a `sql:` query."""
-    paths = sorted(glob.glob(source)) if glob.has_magic(source) else [source]
+    files = glob.has_magic(source) and not SCHEME.match(source)  # not sql:SELECT * ...
+    paths = sorted(glob.glob(source)) if files else [source]
     if not paths:
         raise MonitoringDataError(f"no batch output matches {source}: run batch-infer first")
     return pd.concat([load_dataset(path) for path in paths], ignore_index=True)
