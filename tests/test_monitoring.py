@@ -114,7 +114,7 @@ def monitor(project: Path, server: str, expected_exit: int) -> tuple[str, dict]:
 
 
 def judged(summary: dict) -> tuple[str, str, str]:
-    return summary["verdict"], summary["window"], summary["version"]
+    return summary["verdict"], summary["latest_window"], summary["version"]
 
 
 def champion(client: MlflowClient) -> str:
