@@ -2,6 +2,8 @@
 `run_gate` checks that both solve the same problem, scores the champion on the same held-out
 data (beside a naive baseline fitted on the training split) and moves the aliases."""
 
+import math
+
 import pandas as pd
 from mlflow import MlflowClient
 from pydantic import BaseModel, Field, computed_field
@@ -91,6 +93,9 @@ def _checks(
             checks.append(_versus(name, challenger[name], scores[name], text, needed))
         if live:  # both on the labelled rows of a monitored window
             window, ours, theirs = live
+            if math.isnan(ours[name] + theirs[name]):  # e.g. roc_auc, a class without labels
+                checks.append((f"{name} on {window}: not defined on its labels, not judged", True))
+                continue
             text = f"champion v{version} {theirs[name]:.4f} on {window}"
             where = f" on {window}"
             checks.append(_versus(name, ours[name], theirs[name], text, needed, where))

@@ -3,12 +3,14 @@ window and per model version, and judged against the version's held-out metrics.
 the step in pipelines/monitoring.py brings the held-out metrics and the drift check."""
 
 import glob
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
 
 from ..config import SCHEME, MonitoringConfig
 from ..errors import MonitoringDataError
@@ -18,6 +20,9 @@ from .metrics import classification_metrics, regression_metrics
 
 # The verdicts, from mild to severe; the exit code of `monitor` is the latest window's.
 VERDICTS = {"ok": 0, "not enough labels": 3, "drifted": 4, "degraded": 5}
+# The joined rows' time as a date, beside the user's own time column (kept as it came: the
+# rows may go back into training, where add_features() reads it).
+DATED = "monitoring_time"
 SHADOW = "challenger_"  # batch output columns of the shadow @challenger (batch_inference.shadow)
 
 
@@ -90,12 +95,12 @@ def join_labels(
     # Joined on the keys as text: an ID read as a number in one source and as text in another.
     labels = labels[[target]].assign(joined=_as_text(labels[key])).dropna()
     times = pd.to_datetime(predictions[time], utc=True, errors="coerce", format="mixed")
-    dated = predictions[times.notna()].assign(**{time: times[times.notna()]})
+    dated = predictions[times.notna()].assign(**{DATED: times[times.notna()]})
     dated = dated.assign(joined=_as_text(dated[key]))
-    latest = dated.sort_values(time, kind="stable").drop_duplicates("joined", keep="last")
+    latest = dated.sort_values(DATED, kind="stable").drop_duplicates("joined", keep="last")
     last_label = labels.drop_duplicates("joined", keep="last")
     rows = latest.merge(last_label, on="joined", how="left", suffixes=("_scored", ""))
-    rows = rows.drop(columns="joined").assign(window=window_labels(rows[time], config.window))
+    rows = rows.drop(columns="joined").assign(window=window_labels(rows[DATED], config.window))
     return Joined(
         rows=rows,
         scored=len(predictions),
@@ -124,7 +129,9 @@ def live_metrics(
     classes = list(_as_text(pd.Series([c.removeprefix(f"{prefix}probability_") for c in columns])))
     y_true, y_pred = _as_text(rows[target]), _as_text(rows[f"{prefix}prediction"])
     probabilities = rows[columns].to_numpy(dtype=float)
-    return classification_metrics(y_true, y_pred, probabilities, classes, average)
+    with warnings.catch_warnings():  # a class without labels in the window: nan, said in checks
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        return classification_metrics(y_true, y_pred, probabilities, classes, average)
 
 
 def window_checks(
@@ -133,10 +140,17 @@ def window_checks(
     max_drop: dict[str, float],
     min_metrics: dict[str, float],
     max_metrics: dict[str, float],
-) -> list[tuple[str, bool]]:
+) -> list[tuple[str, bool | None]]:
     """(line, passed): each live metric against the version's held-out value (max_drop) and
-    the absolute thresholds of `promotion:`."""
-    checks = []
+    the absolute thresholds of `promotion:`. A metric the window's labels cannot define (a
+    multi-class roc_auc when a class has no label there) is said so, not judged (None)."""
+    named = {*max_drop, *min_metrics, *max_metrics}
+    undefined = sorted(name for name in named if np.isnan(live[name]))
+    checks = [(f"{name}: not defined on these labels", None) for name in undefined]
+    max_drop, min_metrics, max_metrics = (
+        {name: value for name, value in limits.items() if name not in undefined}
+        for limits in (max_drop, min_metrics, max_metrics)
+    )
     for name, allowed in max_drop.items():
         if name not in held_out:
             checks.append((f"{name}: no held-out value logged for this version", True))
@@ -149,7 +163,8 @@ def window_checks(
         checks.append((f"{name} {live[name]:.4f}, needs >= {minimum:.4f}", live[name] >= minimum))
     for name, maximum in max_metrics.items():
         checks.append((f"{name} {live[name]:.4f}, needs <= {maximum:.4f}", live[name] <= maximum))
-    return [(f"{line}: {'ok' if ok else 'FAILED'}", ok) for line, ok in checks]
+    said = {True: "ok", False: "FAILED", None: "not judged"}
+    return [(f"{line}: {said[ok]}", ok) for line, ok in checks]
 
 
 @dataclass
@@ -175,7 +190,7 @@ class WindowResult:
             "scored": self.scored,
             "labelled": self.labelled,
             "verdict": self.verdict,
-            **self.metrics,
+            **{name: None if np.isnan(value) else value for name, value in self.metrics.items()},
             "drift_share": self.drift_share,
         }
 
@@ -203,7 +218,7 @@ def judge_windows(
                     continue
                 labelled = scored[scored[target].notna()]
                 result = WindowResult(
-                    str(window), version, role, scored[config.time_column].min(),
+                    str(window), version, role, scored[DATED].min(),
                     len(scored), len(labelled), "ok",
                 )  # fmt: skip
                 found = drift_of(version, scored)
@@ -226,8 +241,10 @@ def judge_windows(
                     result.metrics, result.held_out, config.max_drop, *thresholds
                 )
                 result.checks = [line for line, _ in checks]
-                if not all(ok for _, ok in checks):
+                if any(ok is False for _, ok in checks):
                     result.verdict = "degraded"
+                elif result.verdict == "ok" and checks and all(ok is None for _, ok in checks):
+                    result.verdict = "not enough labels"  # none of its metrics is defined
                 results.append(result)
     return sorted(results, key=lambda r: (r.start, r.role != "served"))
 
@@ -252,10 +269,10 @@ def labelled_rows(joined: Joined, target: str, window: str | None = None) -> pd.
     return rows if window is None else rows[rows["window"] == window]
 
 
-def latest_labelled_window(joined: Joined, target: str, min_labels: int, time: str) -> str | None:
+def latest_labelled_window(joined: Joined, target: str, min_labels: int) -> str | None:
     """The newest window with at least `min_labels` labelled rows."""
     rows = labelled_rows(joined, target)
-    starts = rows.groupby("window")[time].min()[rows.groupby("window").size() >= min_labels]
+    starts = rows.groupby("window")[DATED].min()[rows.groupby("window").size() >= min_labels]
     return str(starts.idxmax()) if len(starts) else None
 
 

@@ -63,7 +63,8 @@ def log_curves(results: list[WindowResult]) -> None:
             if r.drift_share is not None:
                 points["live/drift_share"] = r.drift_share
         for key, value in points.items():
-            mlflow.log_metric(key, value, step=index, timestamp=when)
+            if value == value:  # not nan: a metric the window could not define
+                mlflow.log_metric(key, value, step=index, timestamp=when)
     if results:
         table = pd.DataFrame([r.row() for r in results])
         mlflow.log_table(data=table, artifact_file="monitoring/windows.json")
