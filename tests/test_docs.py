@@ -429,3 +429,64 @@ def test_readme_commands_table_is_whole(rendered):
     cli = (project / "src" / package / "cli.py").read_text()
     assert commands == cli_commands(cli)
     assert all(what for what in table.column(2))
+
+
+# Paths the docs may name that exist only once the project runs (outputs, CI files, ZenML's own
+# files) or that stand for the user's own files.
+RUNTIME = re.compile(
+    r"outputs/|(^|/)(model_card|drift_report|monitoring_report|sample|windows|service|credentials"
+    r"|manifests(\.pinned)?)"
+    r"\.|summary\.json$|^update\.json$|NAME|path/to/|^CHANGELOG\.md$"
+)
+PATH_NAMED = re.compile(
+    r"(?<![\w./{$-])((?:[\w.-]+/)*[\w-]+\.(?:py|yaml|yml|md|toml|json))(?![\w/-])"
+)
+
+
+def named_paths(text: str) -> set[str]:
+    return {path for path in PATH_NAMED.findall(text) if not RUNTIME.search(path)}
+
+
+def test_every_path_and_module_the_docs_name_exists(rendered):
+    """The README, docs/, pyproject.toml, the Makefile, configs/ and stacks/ name only files
+    and modules the project has (relative to the project, its package, or the naming file),
+    besides what the project writes when it runs: no advice about a file another render has."""
+    project, answers = rendered
+    package = project / "src" / answers["package_name"]
+    docs = [project / "README.md", project / "pyproject.toml", project / "Makefile"]
+    docs += [*project.glob("docs/**/*.md"), *project.glob("configs/*.yaml")]
+    docs += sorted(project.glob("stacks/*.yaml"))
+    missing = []
+    for doc in docs:
+        text = doc.read_text()
+        for path in named_paths(text):
+            bases = (project, package, doc.parent)
+            if "/" not in path:  # a bare file name: anywhere in the project
+                bases = (project,) if next(project.rglob(path), None) else ()
+            if not any((base / path).exists() or "/" not in path for base in bases):
+                missing.append(f"{doc.relative_to(project)}: {path}")
+        for module in set(re.findall(rf"\b{answers['package_name']}((?:\.\w+)+)", text)):
+            parts = module.strip(".").split(".")
+            found = [
+                i
+                for i in range(len(parts), 0, -1)
+                if (package.joinpath(*parts[:i]).with_suffix(".py")).exists()
+                or (package.joinpath(*parts[:i]) / "__init__.py").exists()
+            ]
+            if not found or len(parts) - found[0] > 1:
+                missing.append(f"{doc.relative_to(project)}: {answers['package_name']}{module}")
+            elif len(parts) > found[0]:
+                path = package.joinpath(*parts[: found[0]])
+                source = (
+                    path.with_suffix(".py")
+                    if path.with_suffix(".py").exists()
+                    else path / "__init__.py"
+                ).read_text()
+                if not re.search(rf"^(def|class) {parts[-1]}\b|^{parts[-1]}\b", source, re.M):
+                    missing.append(f"{doc.relative_to(project)}: {answers['package_name']}{module}")
+    assert not missing, "\n".join(sorted(missing))
+
+
+def test_named_paths_skip_what_the_project_writes_and_placeholders():
+    text = "edit `src/pkg/ml/features.py`, see outputs/model_card.md and stacks/NAME.yaml"
+    assert named_paths(text) == {"src/pkg/ml/features.py"}

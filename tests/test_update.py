@@ -22,7 +22,8 @@ from mlflow import MlflowClient
 
 from conftest import TEMPLATE, run
 
-LAST_RELEASE = "v0.2.4"
+LAST_RELEASE = "v0.2.4"  # the last release of the old layout
+RELEASED = (LAST_RELEASE, "v0.3.0")  # tests/releases/, oldest first
 RELEASES = TEMPLATE / "tests" / "releases"
 MIGRATION = TEMPLATE / "migrations" / "v0_2_0_model_name.py"
 COPIER = str(Path(sys.executable).parent / "copier")
@@ -61,15 +62,16 @@ def next_release(repo: Path) -> str:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> tuple[Path, str]:
-    """(repo, tag): the last release, then the working tree (uncommitted changes included, as
+    """(repo, tag): the releases, then the working tree (uncommitted changes included, as
     render() does) committed on top and tagged as the next release."""
     repo = tmp_path_factory.mktemp("template-repo") / "template"
     repo.mkdir()
     git(repo, "init", "-q")
-    with tarfile.open(RELEASES / f"{LAST_RELEASE}.tar.gz") as release:
-        release.extractall(repo, filter="data")
-    commit(repo, f"Release {LAST_RELEASE}", LAST_RELEASE)
-    git(repo, "rm", "-rq", ".")
+    for tag in RELEASED:
+        with tarfile.open(RELEASES / f"{tag}.tar.gz") as release:
+            release.extractall(repo, filter="data")
+        commit(repo, f"Release {tag}", tag)
+        git(repo, "rm", "-rq", ".")
     listed = git(TEMPLATE, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     for name in filter(None, listed.split("\0")):
         if (TEMPLATE / name).is_file():  # deleted but not yet committed: skipped
@@ -474,3 +476,75 @@ def test_answering_serving_again_switches_the_project_to_the_other_mode(template
     assert "workers:" not in (project / "configs" / "deployment.yaml").read_text()
     leftovers = git(project, "status", "--porcelain").splitlines()
     assert not [line for line in leftovers if line.endswith(".rej") or line.startswith("UU")]
+
+
+# --- From 0.3.0, switching a capability on and off ----------------------------------------------
+
+OWN_FEATURE = (
+    "    return frame\n",
+    '    return frame.assign(area_ratio=frame["worst area"] / frame["mean area"])\n',
+)
+
+
+def update(project: Path, release: str, **answers) -> None:
+    copier.run_update(
+        project,
+        data=answers,
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        vcs_ref=release,
+        quiet=True,
+    )
+
+
+def test_a_capability_switched_on_and_off_by_update_keeps_user_edits(template, tmp_path):
+    """A 0.3.0 project (the last release before answers decided what is rendered), edited: the
+    update keeps the user's feature, threshold, notes and files while what the answers do not
+    use goes; `copier update -d hyperparameter_tuning=true` brings tuning in (code, config,
+    tests), `=false` takes it out again, the user's edits still there."""
+    repo, release = template
+    project = tmp_path / "project"
+    answers = {"project_name": "Fraud Detector"}
+    copier.run_copy(str(repo), project, data=answers, defaults=True, vcs_ref="v0.3.0", quiet=True)
+    git(project, "init", "-q")
+    commit(project, "generated")
+    features, training = (
+        project / PACKAGE / "ml" / "features.py",
+        project / "configs" / "training.yaml",
+    )
+    edit(features, *OWN_FEATURE)
+    edit(training, "    roc_auc: 0.05\n", "    roc_auc: 0.08\n")
+    edit(project / "README.md", "\n## Quick start\n", f"\n{TEAM_NOTES}\n## Quick start\n")
+    (project / "notebooks").mkdir()
+    (project / "notebooks" / "explore.py").write_text("# Ours.\n")
+    commit(project, "Our changes")
+    tuning = project / PACKAGE / "ml" / "tuning.py"
+    assert tuning.is_file()  # 0.3.0 rendered tuning in every project
+
+    def user_edits_kept() -> None:
+        assert OWN_FEATURE[1] in features.read_text()
+        assert "    roc_auc: 0.08\n" in training.read_text()
+        assert f"\n{TEAM_NOTES}\n## Quick start\n" in (project / "README.md").read_text()
+        assert (project / "notebooks" / "explore.py").read_text() == "# Ours.\n"
+        status = git(project, "status", "--porcelain").splitlines()
+        assert not [line for line in status if line.endswith(".rej") or line[:2] == "UU"]
+        ruff = Path(sys.executable).parent / "ruff"
+        run([str(ruff), "check", "--no-cache", "."], cwd=project)
+
+    update(project, release)
+    user_edits_kept()
+    assert not tuning.exists() and "\ntuning:" not in training.read_text()
+    commit(project, "Update")
+
+    update(project, release, hyperparameter_tuning=True)
+    user_edits_kept()
+    assert "def search(" in tuning.read_text()
+    assert (project / "tests" / "test_tuning.py").is_file()
+    assert "\ntuning:" in training.read_text()
+    commit(project, "Tuning on")
+
+    update(project, release, hyperparameter_tuning=False)
+    user_edits_kept()
+    assert not tuning.exists() and not (project / "tests" / "test_tuning.py").exists()
+    assert "\ntuning:" not in training.read_text()
