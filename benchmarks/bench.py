@@ -14,6 +14,7 @@ Writes build/bench/results.json and results.md, and prints the Markdown table.
 
 import argparse
 import http.client
+import itertools
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ from urllib.parse import urlparse
 TEMPLATE = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).resolve().parent / "probe.py"
 BIN = Path(sys.executable).parent  # the template's dev environment: copier, mlflow, uv
+SERVINGS = ["mlflow-deployer", "pipeline-deployment"]
 WORKTREE = "WORKTREE"  # --ref value: the working tree, uncommitted changes included
 BACKENDS = {
     "embedded": "ZenML's local store, the project's embedded MLflow (the default project)",
@@ -251,16 +253,19 @@ def load_test(url: str, payload: dict, concurrency: int, requests: int) -> dict:
     ordered = sorted(latencies)
     return {
         "p50_ms": 1000 * statistics.median(ordered),
+        "p95_ms": 1000 * ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
         "p99_ms": 1000 * ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
         "rps": len(ordered) / elapsed,
     }
 
 
-def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path) -> dict:
+def one_run(
+    ref: str, backend: str, serving: str, index: int, args, servers: dict, base: Path
+) -> dict:
     """copy -> setup -> all, then the measurements that reuse that project. `servers`: the
     running servers by backend name."""
     tag = re.sub(r"\W", "", ref.lower())[:8] or "ref"
-    initials = "".join(word[0] for word in backend.split("-"))  # e, s, sa, zs
+    initials = "".join(word[0] for word in f"{backend}-{serving}".split("-"))  # e.g. emd, sp
     package = f"bench_{initials}_{tag}_{index}"  # a fresh registered model on the server
     workdir = base / package
     shutil.rmtree(workdir, ignore_errors=True)
@@ -278,7 +283,7 @@ def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path)
         VIRTUAL_ENV="",
     )
     answers = {"project_name": package.replace("_", " ").title(), "package_name": package}
-    answers["serving"] = args.serving
+    answers["serving"] = serving
     if backend == "server":
         answers["mlflow_tracking_uri"] = servers[backend]
     elif backend in ("server-auth", "team-postgres", "team-sqlite"):  # typed at copy time
@@ -306,8 +311,9 @@ def one_run(ref: str, backend: str, index: int, args, servers: dict, base: Path)
         if "serving" in args.only:
             floor = probe(project, package, env, "floor", done["version"], str(args.requests))
             payload = floor.pop("payload")
-            if args.serving == "pipeline-deployment":  # a pipeline's parameters
+            if serving == "pipeline-deployment":  # as the project's client sends it
                 payload = {"parameters": {"payload": payload}}
+                payload["skip_artifact_materialization"] = True
             result["serving"] = {"in-process predict": floor}
             for concurrency in (1, 8):
                 measured = load_test(done["url"], payload, concurrency, args.requests)
@@ -437,7 +443,7 @@ def report(results: dict) -> str:
         f"{results['machine']['cpus']} CPUs, load average (1 min) during the runs: "
         f"{results['machine']['load_min']:.1f}-{results['machine']['load_max']:.1f}; "
         f"Python bytecode cache {'on' if results['config']['bytecode_cache'] else 'off'}; "
-        f"serving: {results['config'].get('serving', 'mlflow-deployer')}; "
+        f"serving: {', '.join(results['config']['serving'])}; "
         + ", ".join(f"{ref} = {commit[:10]}" for ref, commit in results["commits"].items())
         + "."
     ]
@@ -493,6 +499,7 @@ def report(results: dict) -> str:
         for how in ("in-process predict", "HTTP, concurrency 1", "HTTP, concurrency 8"):
             rows += [
                 (f"{how}: p50 (ms)", f"serving/{how}/p50_ms", ".2f"),
+                (f"{how}: p95 (ms)", f"serving/{how}/p95_ms", ".2f"),
                 (f"{how}: p99 (ms)", f"serving/{how}/p99_ms", ".2f"),
                 (f"{how}: requests/s", f"serving/{how}/rps", ".0f"),
             ]
@@ -549,9 +556,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="requests per load test")
     parser.add_argument(
         "--serving",
-        choices=["mlflow-deployer", "pipeline-deployment"],
-        default="mlflow-deployer",
-        help="the projects' `serving` answer",
+        action="append",
+        choices=SERVINGS,
+        help="the projects' `serving` answer (repeat for several); default: both",
     )
     parser.add_argument("--steps", type=int, default=7, help="no-op steps per probe pipeline")
     parser.add_argument(
@@ -578,6 +585,7 @@ def main() -> None:
     args = parser.parse_args()
     refs = args.ref or [WORKTREE]
     backends = args.backend or ["embedded", "server"]
+    servings = args.serving or SERVINGS
     args.only = set(args.only.split(","))
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -585,12 +593,12 @@ def main() -> None:
 
     results = {
         "refs": refs,
-        "backends": backends,
+        "backends": backends,  # the report's columns: one per backend and serving
         "config": {
             "bytecode_cache": args.bytecode_cache,
             "runs": args.runs,
             "requests": args.requests,
-            "serving": args.serving,
+            "serving": servings,
             "steps": args.steps,
             "only": sorted(args.only),
         },
@@ -627,20 +635,23 @@ def main() -> None:
             team = mlflow_team_server(base / backend, database=database)
             servers[backend] = stack.enter_context(team)
         for index in range(1, args.runs + 1):
-            for backend in backends:
-                for ref in refs:
-                    print(
-                        f"[bench] run {index}/{args.runs} {backend} {ref} "
-                        f"(load {load_average():.1f})",
-                        flush=True,
-                    )
-                    run = one_run(ref, backend, index, args, servers, base)
-                    derive(run)
-                    results["runs"].append(run)
-                    if "lifecycle" in run:
-                        total = run["lifecycle"]["lifecycle total"]
-                        print(f"[bench]   lifecycle {total:.1f} s", flush=True)
-                    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+            for backend, serving, ref in itertools.product(backends, servings, refs):
+                print(
+                    f"[bench] run {index}/{args.runs} {backend} {serving} {ref} "
+                    f"(load {load_average():.1f})",
+                    flush=True,
+                )
+                run = one_run(ref, backend, serving, index, args, servers, base)
+                derive(run)
+                if len(servings) > 1:  # a column per backend and serving
+                    run["backend"] = f"{backend}, {serving}"
+                results["runs"].append(run)
+                if "lifecycle" in run:
+                    total = run["lifecycle"]["lifecycle total"]
+                    print(f"[bench]   lifecycle {total:.1f} s", flush=True)
+                (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    if len(servings) > 1:
+        results["backends"] = [f"{b}, {s}" for b, s in itertools.product(backends, servings)]
     junits = list(args.junit)
     suite_wall = None
     if args.run_suite:

@@ -126,6 +126,7 @@ def floor(package: str, version: str, requests: int) -> dict:
     elapsed = time.perf_counter() - started
     return {
         "p50_ms": 1000 * statistics.median(latencies),
+        "p95_ms": 1000 * _percentile(latencies, 0.95),
         "p99_ms": 1000 * _percentile(latencies, 0.99),
         "rps": requests / elapsed,
         "payload": {"dataframe_split": json.loads(row.to_json(orient="split", index=False))},

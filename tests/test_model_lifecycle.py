@@ -126,12 +126,12 @@ def test_first_model_is_tuned_and_becomes_champion(project, mlflow_server, clien
     )
     assert sorted(float(t.data.params["params.C"]) for t in trials) == [0.01, 0.1, 1.0, 10.0]
     best = max(trials, key=lambda t: (t.data.metrics["cv_roc_auc"], -int(t.data.params["trial"])))
-    assert parent.data.params["params.C"] == best.data.params["params.C"]
+    assert parent.data.params["estimator__C"] == best.data.params["params.C"]  # autologged
     assert parent.data.params["tuning.best_trial"] == best.data.params["trial"]
     assert f"tuning:            best of 4 grid trials: trial-{best.data.params['trial']}" in output
     card = logged_reports(client, version, tmp_path)
     assert "**Gate verdict: promoted** (mode `enforce`)" in card
-    assert f"- `params.C`: {best.data.params['params.C']}" in card
+    assert f"- `estimator__C`: {best.data.params['params.C']}" in card
     # The registry's Versions table stays readable: a few tags (verdict, lineage); the metrics
     # live in the run, the verdict and its checks in the version's description.
     tags = client.get_model_version(PACKAGE, "1").tags
@@ -182,7 +182,7 @@ def test_worse_model_is_rejected_in_enforce_mode(project, mlflow_server, client,
     assert "**Gate verdict: rejected** (mode `enforce`)" in card
     header = "| metric | this version | baseline | threshold | champion v1 | better by | needed |"
     assert header in card and "| roc_auc | 0.5000 | 0.5000 | baseline +0.0500 |" in card
-    assert "- `estimator`: sklearn.dummy.DummyClassifier" in card
+    assert "- `estimator`: DummyClassifier(" in card  # autologged, as scikit-learn prints it
 
 
 def test_dry_run_reports_the_failure_and_promotes_anyway(project, mlflow_server, client):

@@ -41,7 +41,11 @@ def draw(rng, rows: int, new_relation: bool, first_id: int, day: str = "") -> pd
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, mlflow_server) -> Path:
-    project = render(tmp_path_factory.mktemp("monitoring") / "loop", project_name="Loop Guard")
+    project = render(
+        tmp_path_factory.mktemp("monitoring") / "loop",
+        project_name="Loop Guard",
+        shadow_challenger=True,  # the last two days score a challenger beside the champion
+    )
     data = project / "data"
     data.mkdir()
     rng = np.random.default_rng(7)

@@ -29,6 +29,7 @@ ANSWER_SETS = {
         "zenml_server_url": "https://zenml.example.com",
         "hyperparameter_tuning": True,
         "spark_engine": True,
+        "shadow_challenger": True,  # with spark: the config refuses shadow on engine: spark
         "serving": "pipeline-deployment",
         "ci_provider": "gitlab",
         "author_name": 'Ana "Data" O\'Neil',
@@ -51,6 +52,7 @@ ANSWER_SETS = {
         "cloud_region": "europe-west4",
         "zenml_server_url": "http://127.0.0.1:8237/",
         "hyperparameter_tuning": True,
+        "shadow_challenger": True,
         "ci_provider": "github",
     },
     "proprietary-313-ipv6-tensorflow": {
@@ -90,7 +92,6 @@ PACKAGE_FILES = [
     "ml/predictions.py",
     "ml/sources.py",
     "ml/streams.py",
-    "ml/tuning.py",
     "lifecycle/__init__.py",
     "lifecycle/aliases.py",
     "lifecycle/gate.py",
@@ -110,7 +111,6 @@ PACKAGE_FILES = [
     "platform/server_log.py",
     "platform/stack.py",
     "platform/tracker.py",
-    "platform/zenml_server.py",
 ]
 PROJECT_FILES = [
     ".copier-answers.yml",
@@ -126,14 +126,6 @@ PROJECT_FILES = [
     "configs/deployment.yaml",
     "configs/monitoring.yaml",
     "configs/training.yaml",
-    # The team's MLflow server (tests/test_team_docs.py)
-    "docs/team-tracker.md",
-    "docs/team-tracker/.env.example",
-    "docs/team-tracker/Dockerfile",
-    "docs/team-tracker/basic_auth.ini",
-    "docs/team-tracker/compose.yaml",
-    "docs/team-tracker/init-auth-db.sql",
-    "docs/team-tracker/kubernetes.yaml",
     "stacks/local.yaml",
     "tests/conftest.py",
     "tests/test_cli.py",
@@ -152,8 +144,6 @@ PROJECT_FILES = [
     "tests/test_serving.py",
     "tests/test_sources.py",
     "tests/test_stack.py",
-    "tests/test_zenml_server.py",
-    "tests/test_tuning.py",
     "tests/test_your_code.py",
 ]
 CI_FILES = {
@@ -201,7 +191,23 @@ def test_exact_file_set(rendered):
     expected = expected_files(
         answers["package_name"], answers["model_framework"], credentials, answers["ci_provider"]
     )
-    expected |= {"stacks/remote-mlflow.yaml"} if answers["mlflow_tracking_uri"] else set()
+    package = answers["package_name"]
+    if answers["mlflow_tracking_uri"]:  # the team's tracker: credentials, checks, its docs
+        expected |= {
+            "stacks/remote-mlflow.yaml",
+            f"src/{package}/platform/team_tracker.py",
+            "tests/test_team_tracker.py",
+            # The team's MLflow server (tests/test_team_docs.py)
+            "docs/team-tracker.md",
+            "docs/team-tracker/.env.example",
+            "docs/team-tracker/Dockerfile",
+            "docs/team-tracker/basic_auth.ini",
+            "docs/team-tracker/compose.yaml",
+            "docs/team-tracker/init-auth-db.sql",
+            "docs/team-tracker/kubernetes.yaml",
+        }
+    if answers["zenml_server_url"]:  # the login to a ZenML server
+        expected |= {f"src/{package}/platform/zenml_server.py", "tests/test_zenml_server.py"}
     if answers["production_stack"] != "none":  # remote serving only where it can be used
         package = answers["package_name"]
         expected |= {
@@ -229,6 +235,8 @@ def test_exact_file_set(rendered):
         }
     if answers["spark_engine"]:  # batch inference on Spark, and its test against pandas
         expected |= {f"src/{package}/ml/spark.py", "tests/test_spark.py"}
+    if answers["hyperparameter_tuning"]:  # the search, and its test
+        expected |= {f"src/{package}/ml/tuning.py", "tests/test_tuning.py"}
     assert files == expected
 
 
@@ -282,7 +290,7 @@ def test_pyproject_describes_the_package(rendered):
     assert pyproject["project"]["scripts"] == {package: f"{package}.__main__:run"}
     assert pyproject["project"]["authors"][0]["name"] == answers["author_name"]
     dependencies = pyproject["project"]["dependencies"]
-    assert "zenml[local]==0.98.*" in dependencies and "mlflow>=3.17,<3.18" in dependencies
+    assert "zenml[local]==0.98.*" in dependencies and "mlflow>=3.17,<3.19" in dependencies
     assert {"rich>=13", "matplotlib>=3.8", "scipy>=1.11"} <= set(dependencies)
     tensorflow = [d for d in dependencies if d.startswith(("tensorflow", "keras"))]
     if answers["model_framework"] == "tensorflow":
@@ -439,6 +447,20 @@ def test_tuning_section_follows_the_answer(rendered):
         assert space["epochs"] == [15] and len(space["learning_rate"]) == 2
 
 
+def test_shadow_challenger_follows_the_answer(rendered):
+    """Its config key, code, README section and tests come only with the answer."""
+    project, answers = rendered
+    batch = yaml.safe_load((project / "configs" / "batch_inference.yaml").read_text())
+    package = project / "src" / answers["package_name"]
+    code = "".join(path.read_text() for path in package.rglob("*.py"))
+    tests = (project / "tests" / "test_monitoring.py").read_text()
+    readme = (project / "README.md").read_text()
+    asked = answers["shadow_challenger"]
+    assert ("shadow" in batch) == ("challenger_" in code) == ("shadow" in tests) == asked
+    assert ("A challenger in shadow" in readme) == asked
+    assert "promote --version N --live" in readme  # the live gate is in every project
+
+
 def test_readme_tells_what_to_run(rendered):
     project, answers = rendered
     readme = (project / "README.md").read_text()
@@ -461,19 +483,24 @@ def test_makefile_has_the_documented_targets(rendered):
 
 
 def test_zenml_server_url_reaches_the_cli_and_make_setup(rendered):
+    """The login to a ZenML server only with its answer (the README says how to get it)."""
     project, answers = rendered
+    server = answers["zenml_server_url"]
     platform = project / "src" / answers["package_name"] / "platform"
-    module = (platform / "zenml_server.py").read_text()
-    assert f'SERVER_URL = "{answers["zenml_server_url"]}"\n' in module
-    setup = (project / "Makefile").read_text().split("\nsetup:")[1].split("\n\n")[0]
-    assert ("$(PACKAGE) login" in setup) == bool(answers["zenml_server_url"])
-    assert "\nlogin:" in (project / "Makefile").read_text()
-    assert "ZENML_STORE_API_KEY=\n" in (project / ".env.example").read_text()
-    assert ".zenml-server/\n" in (project / ".gitignore").read_text()
+    makefile = (project / "Makefile").read_text()
+    setup = makefile.split("\nsetup:")[1].split("\n\n")[0]
+    assert ("$(PACKAGE) login" in setup) == ("\nlogin:" in makefile) == bool(server)
+    assert ("ZENML_STORE_API_KEY=\n" in (project / ".env.example").read_text()) == bool(server)
     readme = (project / "README.md").read_text()
-    assert "## ZenML server" in readme and "zenml service-account create" in readme
-    if answers["zenml_server_url"]:
-        assert f"ZenML server **{answers['zenml_server_url']}**" in readme
+    assert "## ZenML server" in readme
+    if server:
+        module = (platform / "zenml_server.py").read_text()
+        assert f'SERVER_URL = "{server}"\n' in module
+        assert ".zenml-server/\n" in (project / ".gitignore").read_text()
+        assert f"ZenML server **{server}**" in readme and "zenml service-account create" in readme
+    else:
+        assert not (platform / "zenml_server.py").exists()
+        assert "copier update -d\nzenml_server_url=" in readme
 
 
 def _functions(tree):

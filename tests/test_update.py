@@ -349,7 +349,7 @@ def test_update_from_the_last_release_keeps_user_edits_and_the_project_still_tra
     assert "fraud_eu v1" in trained
     client = MlflowClient(f"sqlite:///{project / '.zenml-artifacts' / 'mlflow.db'}")
     (registered,) = client.search_model_versions("name='fraud_eu'")
-    assert client.get_run(registered.run_id).data.params["params.C"] == "0.5"
+    assert client.get_run(registered.run_id).data.params["estimator__C"] == "0.5"
     uri = f"sqlite:///{project / '.zenml-artifacts' / 'mlflow.db'}"
     show = (
         "import sys, mlflow; mlflow.set_tracking_uri(sys.argv[1]); "

@@ -169,10 +169,9 @@ def test_good_zenml_server_urls_are_accepted_and_recorded(tmp_path, url):
     project = render(tmp_path / "project", zenml_server_url=url)
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     assert answers["zenml_server_url"] == url
-    assert (
-        f'SERVER_URL = "{url}"'
-        in (project / "src/fraud_detector/platform/zenml_server.py").read_text()
-    )
+    module = project / "src/fraud_detector/platform/zenml_server.py"
+    assert module.exists() == bool(url)  # no server, no login code
+    assert not url or f'SERVER_URL = "{url}"' in module.read_text()
 
 
 AUTH_KEYS = {"mlflow_auth", "mlflow_username", "mlflow_password", "mlflow_token"}

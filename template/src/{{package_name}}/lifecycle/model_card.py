@@ -14,7 +14,7 @@ from ..config import DataConfig, PromotionConfig, find_project_root
 from ..ml import LOWER_IS_BETTER, METRICS, improvement
 from ..ml.features import model_features
 from ..ml.plots import PLOT_NAMES, PLOTS_FOLDER, plots_note
-from .gate import Verdict
+from .gate import Verdict, run_gate
 from .registration import PIPELINE_RUN_TAG, ZENML_VERSION_TAG
 
 CARD_ARTIFACT = "model_card.md"
@@ -164,7 +164,12 @@ def render_model_card(
         "",
         "## Parameters of the training run",
         "",
-        *(f"- `{key}`: {value}" for key, value in sorted(params.items())),
+        # Autologged: the encoding's (inputs__*) and multi-line ones are left to the run.
+        *(
+            f"- `{key}`: {value}"
+            for key, value in sorted(params.items())
+            if "\n" not in value and not key.startswith("inputs")
+        ),
         "",
         "## Plots",
         "",
@@ -230,3 +235,16 @@ def write_model_card(
     description = f"{trained}\n\n{verdict.summary()}\n\n{who} Model card: {verdict.model_card}"
     client.update_model_version(name, version, description.strip())
     return card
+
+
+def gate_with_card(
+    client: MlflowClient, context: dict[str, str], *gate, reason: str = "", **options
+) -> tuple[Verdict, str]:
+    """run_gate(client, *gate, **options), `gate` being the version's name, number, metrics,
+    held-out data and promotion config; then its model card (`reason`: why it was trained)."""
+    verdict = run_gate(client, *gate, **options)
+    verdict.reason = reason
+    name, version, _, held_out, promotion = gate
+    model = held_out.model(f"models:/{name}/{version}")  # the gate's copy, if it loaded one
+    summary = data_summary(*held_out.splits, held_out.data, model)
+    return verdict, write_model_card(client, verdict, promotion, summary, context)

@@ -1,45 +1,50 @@
-"""Where this project's model is served: a small JSON record that `deploy` writes, so that
-`predict`, `status` and `undeploy` find the endpoint in milliseconds, without importing ZenML
-or MLflow (seconds each). ZenML's service records stay the source of truth for `deploy`.
+"""Where this project's model is served: the Deployment that `deploy` returns, and the small
+JSON record of it that `deploy` writes, so that `predict`, `status` and `undeploy` find the
+endpoint in milliseconds, without importing ZenML or MLflow (seconds each). ZenML's records
+stay the source of truth for `deploy`.
 
 One file per registered model, `.serving/<model>.json` (gitignored): no credentials, only
 the URL, the server's process and the version's logged input example.
 """
 
 import contextlib
-import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from pydantic import BaseModel
 
 FOLDER = ".serving"
 
 
-@dataclass
-class EndpointRecord:
+class Deployment(BaseModel):
+    """A registered version served at `url`, by either model server."""
+
     model_name: str
     version: str
     url: str  # where predictions are POSTed
     health_url: str = ""  # answers while the server is up
     pid: int | None = None  # the server's process: gone means the server is down
-    example: dict = field(default_factory=dict)  # the version's input example, as a payload
+    example: dict = {}  # the version's input example, as a payload: `predict` sends it
+    pipeline_seconds: float = 0.0  # app.deploy's timings (not recorded): its pipeline,
+    seconds: float = 0.0  # the whole command
 
 
 def record_path(root: Path, model_name: str) -> Path:
     return root / FOLDER / f"{model_name}.json"
 
 
-def save_endpoint(root: Path, record: EndpointRecord) -> Path:
-    path = record_path(root, record.model_name)
+def save_endpoint(root: Path, deployment: Deployment) -> Path:
+    path = record_path(root, deployment.model_name)
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(asdict(record), indent=2) + "\n")
+    timings = {"pipeline_seconds", "seconds"}
+    path.write_text(deployment.model_dump_json(indent=2, exclude=timings) + "\n")
     return path
 
 
-def load_endpoint(root: Path, model_name: str) -> EndpointRecord | None:
+def load_endpoint(root: Path, model_name: str) -> Deployment | None:
     """The record, or None when nothing was deployed (or the file is not one of ours)."""
     try:
-        return EndpointRecord(**json.loads(record_path(root, model_name).read_text()))
-    except (OSError, ValueError, TypeError):
+        return Deployment.model_validate_json(record_path(root, model_name).read_bytes())
+    except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
         return None
 
 
@@ -47,7 +52,7 @@ def forget_endpoint(root: Path, model_name: str) -> None:
     record_path(root, model_name).unlink(missing_ok=True)
 
 
-def is_up(record: EndpointRecord) -> bool:
+def is_up(record: Deployment) -> bool:
     """Its process lives and its health URL answers (another process may hold a dead
     server's port: the pid tells them apart)."""
     import psutil  # milliseconds, unlike ZenML's service lookup
@@ -63,7 +68,7 @@ def is_up(record: EndpointRecord) -> bool:
     return True
 
 
-def stop_recorded_server(root: Path, record: EndpointRecord) -> bool:
+def stop_recorded_server(root: Path, record: Deployment) -> bool:
     """Stop the recorded server, children included, if it still runs; True if it did. ZenML
     stops the servers in its store; a command run with another store (`zenml login`, another
     ZENML_CONFIG_PATH) does not see the one that started this server."""
