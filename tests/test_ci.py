@@ -34,16 +34,19 @@ NODE_PREFIX = TEMPLATE / "build" / "node"
 PRE_COMMIT_HOME = TEMPLATE / "build" / "pre-commit"  # hook environments, kept between runs
 BIN = Path(sys.executable).parent
 
-# Every branch of the CI templates: provider x tracker (embedded, no auth, basic, token).
+# Every branch of the CI templates: provider x tracker (embedded, no auth, basic, token); the
+# embedded ones without monitoring (its daily schedule: monitor.yml, the GitLab monitor jobs).
 VARIANTS = {
     "github-embedded": {"ci_provider": "github"},
     "github-none": {
         "ci_provider": "github",
+        "monitoring": True,
         "mlflow_tracking_uri": "https://mlflow.example.com",
         "python_version": "3.13",
     },
     "github-basic": {
         "ci_provider": "github",
+        "monitoring": True,
         "mlflow_tracking_uri": "http://mlflow.internal:5000",
         "mlflow_auth": "basic",
         "model_framework": "tensorflow",
@@ -51,6 +54,7 @@ VARIANTS = {
     },
     "github-token": {
         "ci_provider": "github",
+        "monitoring": True,
         "project_name": "Risk Model",
         "package_name": "risk_model_v2",
         "mlflow_tracking_uri": "https://mlflow.example.com/tracking",
@@ -60,11 +64,13 @@ VARIANTS = {
     "gitlab-embedded": {"ci_provider": "gitlab", "python_version": "3.12"},
     "gitlab-basic": {
         "ci_provider": "gitlab",
+        "monitoring": True,
         "mlflow_tracking_uri": "https://mlflow.example.com",
         "mlflow_auth": "basic",
     },
     "gitlab-token": {
         "ci_provider": "gitlab",
+        "monitoring": True,
         "mlflow_tracking_uri": "http://[::1]:8080",
         "mlflow_auth": "token",
         "model_framework": "tensorflow",
@@ -73,11 +79,13 @@ VARIANTS = {
     },
     "github-server": {
         "ci_provider": "github",
+        "monitoring": True,
         "mlflow_tracking_uri": "https://mlflow.example.com",
         "zenml_server_url": "https://zenml.example.com",
     },
 }
 GITHUB_WORKFLOWS = ["ci.yml", "deploy.yml", "monitor.yml", "template-update.yml", "train.yml"]
+MONITOR_JOBS = ("batch-infer", "monitor", "retrain")  # monitor.yml's, and GitLab's monitor stage
 MISSING_SECRETS = {  # what train, deploy and monitor say first when their secrets are not set
     "server": "Set the secret ZENML_STORE_API_KEY",
     "embedded": "Set the secret MLFLOW_TRACKING_URI to your MLflow server",
@@ -90,6 +98,15 @@ ERROR_TITLES = {
     "basic": "No credentials",
     "token": "No credentials",
 }
+
+
+def monitors(name: str) -> bool:
+    return VARIANTS[name].get("monitoring", False)
+
+
+def workflows_of(name: str) -> list[str]:
+    """The workflows of a GitHub variant: monitor.yml only with monitoring."""
+    return [w for w in GITHUB_WORKFLOWS if w != "monitor.yml" or monitors(name)]
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +146,8 @@ def test_every_github_workflow_passes_actionlint(variants, actionlint):
     root = variants[github[0]].parent
     result = lint_workflows(actionlint, f"{root}/github-*/.github/workflows/*.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"Checking {len(github) * len(GITHUB_WORKFLOWS)} workflow file(s)" in result.stdout
+    files = sum(len(workflows_of(name)) for name in github)
+    assert f"Checking {files} workflow file(s)" in result.stdout
 
 
 def test_the_templates_own_workflows_pass_actionlint_and_the_schema(actionlint):
@@ -160,7 +178,7 @@ def test_github_workflows_match_the_workflow_schema(tmp_path, variants):
         variants[name] / ".github" / "workflows" / workflow
         for name in variants
         if name.startswith("github-")
-        for workflow in GITHUB_WORKFLOWS
+        for workflow in workflows_of(name)
     ]
     result = check_schema("vendor.github-workflows", *files)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -188,6 +206,13 @@ def test_ci_files_exist_only_for_the_chosen_provider(variants):
         assert (project / ".pre-commit-config.yaml").is_file()
         assert (project / ".github" / "dependabot.yml").is_file() == github, name
         assert (project / "renovate.json").is_file() == gitlab, name
+        if github:  # monitor.yml only with monitoring (github-embedded: the default answers)
+            found = sorted(path.name for path in (project / ".github" / "workflows").iterdir())
+            assert found == workflows_of(name), name
+        if gitlab:
+            config = yaml.safe_load((project / ".gitlab-ci.yml").read_text())
+            assert ("monitor" in config["stages"]) == ("retrain" in config) == monitors(name)
+    assert not monitors("github-embedded") and not monitors("gitlab-embedded")
 
 
 # --- Supply chain: pinned actions, least privilege, no caches where it matters --------------------
@@ -239,7 +264,7 @@ def github_workflows(variants) -> list[Path]:
         variants[name] / ".github" / "workflows" / workflow
         for name in variants
         if name.startswith("github-")
-        for workflow in GITHUB_WORKFLOWS
+        for workflow in workflows_of(name)
     ]
     return generated + sorted(OWN_WORKFLOWS.glob("*.yml"))
 
@@ -347,11 +372,11 @@ def test_gitlab_ci_caches_only_in_the_test_job(variants):
         config = yaml.safe_load((variants[name] / ".gitlab-ci.yml").read_text())
         assert "cache" not in config["default"], name
         jobs = [job for job, spec in config.items() if isinstance(spec, dict) and "stage" in spec]
-        monitor = ["batch-infer", "monitor", "retrain"]
+        monitor = MONITOR_JOBS if monitors(name) else ()
         assert sorted(jobs) == sorted(["deploy", "template-update", "test", "train", *monitor])
         cached = [job for job in jobs if "cache" in gitlab_job(variants[name], job)]
         assert cached == ["test"], name
-        for job in ("deploy", "batch-infer", "monitor"):  # their artifacts hold predictions
+        for job in ("deploy", *monitor[:2]):  # their artifacts hold predictions
             assert gitlab_job(variants[name], job)["artifacts"]["access"] == "developer"
         # The image Renovate pins by digest; a tag without a registry would be Docker Hub's.
         assert config["default"]["image"].startswith("ghcr.io/astral-sh/uv:python3.1")
@@ -593,7 +618,7 @@ def first_missing_secret(answers: dict) -> str:
 def test_train_and_deploy_refuse_to_start_without_their_secrets(variants, tmp_path, name):
     project, kind = variants[name], first_missing_secret(VARIANTS[name])
     if name.startswith("github"):
-        monitor = [("monitor.yml", job) for job in ("batch-infer", "monitor", "retrain")]
+        monitor = [("monitor.yml", job) for job in MONITOR_JOBS if monitors(name)]
         for workflow, job in [("train.yml", "train"), ("deploy.yml", "deploy"), *monitor]:
             result = run_github_job(project, workflow, job, tmp_path / job)
             assert not result.ok
@@ -609,7 +634,8 @@ def test_train_and_deploy_refuse_to_start_without_their_secrets(variants, tmp_pa
         assert result.returncode == 1
         expected = MISSING_SECRETS[kind].replace("Set the secret", "error: set the CI/CD variable")
         assert expected in result.stdout
-        for job in ("deploy", "batch-infer", "monitor"):  # retrain runs after monitor's check
+        # retrain runs after monitor's check
+        for job in ("deploy", *(MONITOR_JOBS[:2] if monitors(name) else ())):
             assert gitlab_job(project, job)["before_script"][0] == check
 
 
@@ -662,7 +688,7 @@ def test_gitlab_jobs_run_the_same_commands_as_the_github_jobs(variants):
         assert command in github_run_commands(github, "deploy.yml", "deploy")[-1]
     rules = {rule["if"] for rule in train["rules"]}
     assert '$CI_PIPELINE_SOURCE == "push" && $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH' in rules
-    for job in ("batch-infer", "monitor", "retrain"):
+    for job in MONITOR_JOBS:
         script = gitlab_job(gitlab, job)["script"]
         (command,) = [line for line in script if line.startswith(f".venv/bin/{package} {job} ")]
         assert any(command in run for run in github_run_commands(github, "monitor.yml", job)), job

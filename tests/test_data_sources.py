@@ -58,7 +58,9 @@ def postgres():
 def project(tmp_path_factory, postgres) -> Path:
     """Rendered, set up, its configs pointed at the PostgreSQL table, DATABASE_URL in .env."""
     project = render(
-        tmp_path_factory.mktemp("data-sources") / "shop-risk", project_name="Shop Risk"
+        tmp_path_factory.mktemp("data-sources") / "shop-risk",
+        project_name="Shop Risk",
+        sql_database=True,
     )
     run(["make", "setup"], cwd=project)
     run([".venv/bin/python", "-c", MAKE_TABLE, postgres.url], cwd=project)

@@ -30,6 +30,7 @@ ANSWER_SETS = {
         "production_stack": "kubernetes",
         "mlflow_tracking_uri": "https://mlflow.example.com",
         "ci_provider": "github",
+        "monitoring": True,
     },
     "sagemaker-gitlab-zenml-server": {
         "project_name": "Churn Model",
@@ -41,6 +42,9 @@ ANSWER_SETS = {
         "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
         "zenml_server_url": "https://zenml.example.com",
         "ci_provider": "gitlab",
+        "monitoring": True,
+        "shadow_challenger": True,
+        "sql_database": True,
     },
     "vertex-tensorflow-none-tuning": {
         "project_name": "credit-risk",

@@ -44,6 +44,7 @@ def project(tmp_path_factory, mlflow_server) -> Path:
     project = render(
         tmp_path_factory.mktemp("monitoring") / "loop",
         project_name="Loop Guard",
+        monitoring=True,
         shadow_challenger=True,  # the last two days score a challenger beside the champion
     )
     data = project / "data"

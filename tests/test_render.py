@@ -29,7 +29,9 @@ ANSWER_SETS = {
         "zenml_server_url": "https://zenml.example.com",
         "hyperparameter_tuning": True,
         "spark_engine": True,
+        "monitoring": True,
         "shadow_challenger": True,  # with spark: the config refuses shadow on engine: spark
+        "sql_database": True,  # with spark (JDBC) and monitoring (sql: predictions and labels)
         "serving": "pipeline-deployment",
         "ci_provider": "gitlab",
         "author_name": 'Ana "Data" O\'Neil',
@@ -52,7 +54,7 @@ ANSWER_SETS = {
         "cloud_region": "europe-west4",
         "zenml_server_url": "http://127.0.0.1:8237/",
         "hyperparameter_tuning": True,
-        "shadow_challenger": True,
+        "monitoring": True,  # without the shadow challenger
         "ci_provider": "github",
     },
     "proprietary-313-ipv6-tensorflow": {
@@ -86,7 +88,6 @@ PACKAGE_FILES = [
     "ml/drift.py",
     "ml/features.py",
     "ml/metrics.py",
-    "ml/monitoring.py",
     "ml/model.py",
     "ml/plots.py",
     "ml/predictions.py",
@@ -99,7 +100,6 @@ PACKAGE_FILES = [
     "lifecycle/registration.py",
     "pipelines/__init__.py",
     "pipelines/batch_inference.py",
-    "pipelines/monitoring.py",
     "pipelines/training.py",
     "platform/credentials.py",
     "platform/datasets.py",
@@ -124,7 +124,6 @@ PROJECT_FILES = [
     "pyproject.toml",
     "configs/batch_inference.yaml",
     "configs/deployment.yaml",
-    "configs/monitoring.yaml",
     "configs/training.yaml",
     "stacks/local.yaml",
     "tests/conftest.py",
@@ -138,7 +137,6 @@ PROJECT_FILES = [
     "tests/test_internals.py",
     "tests/test_metrics.py",
     "tests/test_model_card.py",
-    "tests/test_monitoring.py",
     "tests/test_plots.py",
     "tests/test_promotion.py",
     "tests/test_serving.py",
@@ -150,7 +148,6 @@ CI_FILES = {
     "github": [
         ".github/workflows/ci.yml",
         ".github/workflows/deploy.yml",
-        ".github/workflows/monitor.yml",
         ".github/workflows/template-update.yml",
         ".github/workflows/train.yml",
         ".github/dependabot.yml",
@@ -237,6 +234,17 @@ def test_exact_file_set(rendered):
         expected |= {f"src/{package}/ml/spark.py", "tests/test_spark.py"}
     if answers["hyperparameter_tuning"]:  # the search, and its test
         expected |= {f"src/{package}/ml/tuning.py", "tests/test_tuning.py"}
+    if answers["sql_database"]:  # sql: sources and outputs, and their tests on SQLite
+        expected |= {f"src/{package}/ml/sql.py", "tests/test_sql.py"}
+    if answers["monitoring"]:  # live performance, retraining, and its daily CI schedule
+        expected |= {
+            f"src/{package}/ml/monitoring.py",
+            f"src/{package}/pipelines/monitoring.py",
+            "configs/monitoring.yaml",
+            "tests/test_monitoring.py",
+        }
+        if answers["ci_provider"] == "github":
+            expected.add(".github/workflows/monitor.yml")
     assert files == expected
 
 
@@ -425,6 +433,21 @@ def test_pipeline_configs_name_the_package_model(rendered):
     }
 
 
+def test_sql_follows_the_answer(rendered):
+    """SQL code, its drivers, DATABASE_URL and its docs only with sql_database; without it the
+    README says how to add it."""
+    project, answers = rendered
+    asked = answers["sql_database"]
+    readme = (project / "README.md").read_text()
+    assert ("copier update -d sql_database=true" in readme) != asked
+    assert ("DATABASE_URL" in readme) == ("DATABASE_URL" in (project / ".env.example").read_text())
+    assert ("DATABASE_URL" in readme) == asked
+    dependencies = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert ("sqlalchemy>=2.0" in dependencies["dependencies"]) == asked
+    batch = yaml.safe_load((project / "configs" / "batch_inference.yaml").read_text())
+    assert ("output_mode" in batch) == asked
+
+
 def test_tuning_section_follows_the_answer(rendered):
     project, answers = rendered
     training = yaml.safe_load((project / "configs" / "training.yaml").read_text())
@@ -447,18 +470,35 @@ def test_tuning_section_follows_the_answer(rendered):
         assert space["epochs"] == [15] and len(space["learning_rate"]) == 2
 
 
-def test_shadow_challenger_follows_the_answer(rendered):
-    """Its config key, code, README section and tests come only with the answer."""
+def test_monitoring_and_its_shadow_challenger_follow_the_answers(rendered):
+    """Monitoring's code, Makefile targets, CI schedule, ZenML schedule, README sections and
+    tests come only with its answer (without it, the README says how to turn it on); the shadow
+    challenger, asked only then, likewise on top of it."""
     project, answers = rendered
-    batch = yaml.safe_load((project / "configs" / "batch_inference.yaml").read_text())
     package = project / "src" / answers["package_name"]
     code = "".join(path.read_text() for path in package.rglob("*.py"))
-    tests = (project / "tests" / "test_monitoring.py").read_text()
     readme = (project / "README.md").read_text()
-    asked = answers["shadow_challenger"]
-    assert ("shadow" in batch) == ("challenger_" in code) == ("shadow" in tests) == asked
-    assert ("A challenger in shadow" in readme) == asked
-    assert "promote --version N --live" in readme  # the live gate is in every project
+    makefile = (project / "Makefile").read_text()
+    asked = answers["monitoring"]
+    assert ("def monitor(" in code) == ("def retrain(" in code) == ("live_only" in code) == asked
+    assert ("\nmonitor:" in makefile) == ("\nretrain:" in makefile) == asked
+    assert ("promote --version N --live" in readme) == asked
+    assert ("copier update -d monitoring=true" in readme) != asked
+    gitlab = project / ".gitlab-ci.yml"
+    if gitlab.is_file():
+        assert ('$SCHEDULED_JOB == "monitor"' in gitlab.read_text()) == asked
+    schedules = project / "configs" / "schedules.yaml"
+    if schedules.is_file():
+        assert ("monitoring" in yaml.safe_load(schedules.read_text())) == asked
+
+    shadow = answers.get("shadow_challenger", False)  # not recorded when not asked
+    assert not shadow or asked
+    batch = yaml.safe_load((project / "configs" / "batch_inference.yaml").read_text())
+    assert ("shadow" in batch) == ("challenger_" in code) == shadow
+    assert ("A challenger in shadow" in readme) == shadow
+    if asked:
+        tests = (project / "tests" / "test_monitoring.py").read_text()
+        assert ("shadow" in tests) == shadow
 
 
 def test_readme_tells_what_to_run(rendered):

@@ -63,6 +63,7 @@ SAGEMAKER = {**PRODUCTION, "production_stack": "sagemaker"}
         ({"model_framework": "pytorch"}, "Invalid choice"),
         ({"ci_provider": "jenkins"}, "Invalid choice"),
         ({"production_stack": "kubernetes"}, "needs a shared MLflow server"),
+        ({"shadow_challenger": True}, "shadow_challenger needs monitoring"),
         ({**PRODUCTION, "production_stack": "ec2"}, "Invalid choice"),
         (
             {**PRODUCTION, "production_stack": "sagemaker", "artifact_store": "gcs"},

@@ -24,8 +24,6 @@ from sklearn.metrics import (
     PrecisionRecallDisplay,
     PredictionErrorDisplay,
     RocCurveDisplay,
-    r2_score,
-    roc_auc_score,
 )
 
 from .data import sample_positions
@@ -108,42 +106,18 @@ def prediction_error_plot(y_true: Sequence, y_pred: Sequence, kind: str) -> Figu
     return figure
 
 
-class _Fitted:
-    """permutation_importance asks for an estimator with `fit`; ours is fitted already and only
-    needs predict (and predict_proba), whatever the framework."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-
-    def fit(self, *args, **kwargs) -> "_Fitted":
-        return self
-
-
-def _roc_auc(fitted: _Fitted, features: pd.DataFrame, y_true) -> float:
-    probabilities = np.asarray(fitted.model.predict_proba(features))
-    classes = list(fitted.model.classes_)
-    if len(classes) == 2:
-        return roc_auc_score(np.asarray(y_true) == classes[1], probabilities[:, 1])
-    return roc_auc_score(y_true, probabilities, multi_class="ovr", labels=classes)
-
-
-def _r2(fitted: _Fitted, features: pd.DataFrame, y_true) -> float:
-    return r2_score(y_true, fitted.model.predict(features))
-
-
 def permutation_importances(
     model, features: pd.DataFrame, y_true: Sequence, repeats: int = 5, seed: int = 42
 ) -> pd.DataFrame:
     """How much the score (ROC AUC for classifiers, R² for regressors) drops when one
     feature's values are shuffled (mean and std over `repeats` shuffles), most important
     first."""
+    if is_classifier(model):
+        scoring = "roc_auc" if len(model.classes_) == 2 else "roc_auc_ovr"
+    else:
+        scoring = "r2"
     result = permutation_importance(
-        _Fitted(model),
-        features,
-        np.asarray(y_true),
-        scoring=_roc_auc if is_classifier(model) else _r2,
-        n_repeats=repeats,
-        random_state=seed,
+        model, features, np.asarray(y_true), scoring=scoring, n_repeats=repeats, random_state=seed
     )
     frame = pd.DataFrame(
         {"mean": result.importances_mean, "std": result.importances_std},

@@ -1,60 +1,35 @@
-"""The data-source seam: read a source into a DataFrame, write a table to a destination,
-fingerprint a source. Plain pandas, pyarrow and SQLAlchemy.
+"""The file seam: read a CSV or Parquet file into a DataFrame, fingerprint and describe a source.
+Plain pandas and pyarrow.
 
 Sources (`data.source` in configs/training.yaml, `input` in configs/batch_inference.yaml):
-- `sql:<query>`: a query, run with SQLAlchemy on the database whose URL is in DATABASE_URL;
 - a path ending in `.parquet` or `.pq`: a Parquet file;
 - any other path: a CSV file with a header row, delimited by `,`, `;`, tab or `|`.
-Destinations (`output` in configs/batch_inference.yaml): `sql:<table>`, or a Parquet or CSV
-file by the same suffixes.
-
-The database URL holds credentials: it comes only from the environment (the project's command
-puts DATABASE_URL from the gitignored .env there, see platform/credentials.py), and no message,
-description or fingerprint made here contains it: `describe_database` drops the user name, the
-password and the URL's query options.
+Outputs (`output` in configs/batch_inference.yaml): a Parquet or CSV file by the same suffixes
+(ml/streams.py writes them).
 """
 
 import csv
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from ..config import SQL_TABLE
 from ..errors import DataSourceError, DataValidationError
 from . import csv_delimiter
 
-SQL_PREFIX = "sql:"
 PARQUET_SUFFIXES = (".parquet", ".pq")
-DATABASE_URL = "DATABASE_URL"  # the environment variable with the database's SQLAlchemy URL
-# URLs without a driver, which SQLAlchemy would give to drivers this project does not install.
-DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
-# (query, URL) -> the digest of the query's last result in this process: a command fingerprints
-# the rows it read (preflight, data-step cache key, registration) instead of running the query
-# once more each time.
-_last_read: dict[tuple[str, str], str] = {}
-
-
-def is_sql(source: str) -> bool:
-    return source.startswith(SQL_PREFIX)
 
 
 def is_parquet(path: str) -> bool:
     return Path(path).suffix.lower() in PARQUET_SUFFIXES
 
 
-def read_source(
-    source: str, database_url: str | None = None, columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """The rows of a `sql:` query, a Parquet file or a CSV file. `columns`: read only these
-    (a file's other columns are skipped, a name it lacks too; a query's columns are as written),
-    None: all."""
-    if is_sql(source):
-        return read_sql(sql_text(source), database_url)
+def read_source(source: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The rows of a Parquet or CSV file. `columns`: read only these (the file's other
+    columns are skipped, a name it lacks too), None: all."""
     path = Path(source)
     if not path.is_file():
         raise DataSourceError(f"data file not found: {path}")
@@ -102,175 +77,8 @@ def require_unique_columns(names: Sequence[str], where: str) -> None:
         )
 
 
-def sql_text(source: str) -> str:
-    query = source.removeprefix(SQL_PREFIX).strip()
-    if not query:
-        raise DataSourceError(f"'{source}' has no query: write `sql:SELECT ... FROM ...`")
-    return query
-
-
-def short(text: str, length: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= length else text[: length - 3] + "..."
-
-
 def first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
-# ---- databases -----------------------------------------------------------------------------
-
-
-def url_from_environment(url: str | None = None) -> str:
-    """The given URL, else DATABASE_URL from the environment; refused in one line if neither."""
-    url = (url or os.environ.get(DATABASE_URL, "")).strip()
-    if not url:
-        raise DataSourceError(
-            f"a `sql:` source or output needs the database URL in {DATABASE_URL}: set it in "
-            "the environment or in .env (see .env.example), never in a config file"
-        )
-    return url
-
-
-def _parse(url: str):
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except ArgumentError:  # its message would quote the URL: say what is wrong instead
-        raise DataSourceError(
-            f"{DATABASE_URL} is not a database URL: use the SQLAlchemy form "
-            "dialect+driver://host:port/database, with user:password@ before the host"
-        ) from None
-    if parsed.drivername in DEFAULT_DRIVERS:
-        parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
-    return parsed
-
-
-def describe_database(url: str | None = None) -> str:
-    """The database as logs and MLflow may show it: dialect, driver, host, port and database,
-    without the user, password or query options."""
-    from sqlalchemy.engine import URL
-
-    parsed = _parse(url_from_environment(url))
-    safe = URL.create(
-        parsed.drivername, host=parsed.host, port=parsed.port, database=parsed.database
-    )
-    return safe.render_as_string(hide_password=True)
-
-
-def _secret_free(message: str, url: str) -> str:
-    """A driver's message, with the URL and its password blanked should a driver quote them."""
-    parsed = _parse(url)
-    secrets = [url, parsed.render_as_string(hide_password=False)]
-    if parsed.password:
-        secrets.append(str(parsed.password))
-    for secret in secrets:
-        message = message.replace(secret, "***")
-    return message.split("(Background on this error")[0].strip()
-
-
-def driver_reason(error: Exception, url: str) -> str:
-    if isinstance(error, pd.errors.DatabaseError) and error.__cause__:  # pandas wraps them
-        error = error.__cause__
-    cause = getattr(error, "orig", None) or error  # the driver's own error, when there is one
-    return _secret_free(first_line(cause), url)
-
-
-def engine_for(url: str | None = None):
-    """A SQLAlchemy engine (no connection yet); an unknown or missing driver in one line."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import NoSuchModuleError
-
-    url = url_from_environment(url)
-    parsed = _parse(url)
-    try:
-        return create_engine(parsed)
-    except NoSuchModuleError:
-        raise DataSourceError(
-            f"{DATABASE_URL} names an unknown database driver '{parsed.drivername}': use e.g. "
-            "postgresql+psycopg://, mysql+pymysql:// or sqlite:///"
-        ) from None
-    except ImportError as error:
-        raise DataSourceError(
-            f"the driver of {parsed.drivername} ({error.name}) is not installed: add it to the "
-            f"project (`uv add {error.name}`) or use a driver it has (postgresql+psycopg, sqlite)"
-        ) from None
-
-
-def connect(engine, url: str):
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        return engine.connect()
-    except SQLAlchemyError as error:
-        raise DataSourceError(
-            f"cannot connect to the database {describe_database(url)}: {driver_reason(error, url)}"
-        ) from None
-
-
-def read_sql(query: str, database_url: str | None = None) -> pd.DataFrame:
-    """The rows of `query`. It runs in a transaction that is rolled back, so a statement that
-    writes changes nothing; DECIMAL columns become floats."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import ResourceClosedError, SQLAlchemyError
-
-    url = url_from_environment(database_url)
-    engine = engine_for(url)
-    try:
-        with connect(engine, url) as connection:
-            frame = pd.read_sql_query(text(query), connection, coerce_float=True)
-    except ResourceClosedError:
-        raise DataSourceError(
-            f"the query returns no rows to read: use a SELECT ({short(query)})"
-        ) from None
-    except (SQLAlchemyError, pd.errors.DatabaseError) as error:
-        raise query_failed(error, query, url) from None
-    finally:
-        engine.dispose()
-    require_unique_columns(frame.columns, "the query's result")
-    _last_read[(query, url)] = frame_digest(frame)
-    return frame
-
-
-def query_failed(error: Exception, query: str, url: str) -> DataSourceError:
-    """A failed query in one line: the database without credentials, the driver's reason."""
-    return DataSourceError(
-        f"the query failed on {describe_database(url)}: {driver_reason(error, url)} "
-        f"({short(query)})"
-    )
-
-
-def check_database(database_url: str | None = None) -> None:
-    """Connect once: no URL, an unknown driver or an unreachable database fail here, in one
-    line, before a pipeline starts."""
-    url = url_from_environment(database_url)
-    engine = engine_for(url)
-    try:
-        connect(engine, url).close()
-    finally:
-        engine.dispose()
-
-
-# ---- destinations --------------------------------------------------------------------------
-
-
-def table_name(destination: str) -> str:
-    table = destination.removeprefix(SQL_PREFIX).strip()
-    if not SQL_TABLE.fullmatch(table):
-        raise DataSourceError(
-            f"'{destination}' is not a table: write `sql:<table>` or `sql:<schema>.<table>` "
-            "(letters, digits, underscores)"
-        )
-    return table
-
-
-def describe_output(destination: str, mode: str = "replace") -> str:
-    """Where batch output goes, as logs and MLflow may show it: no credentials."""
-    if is_sql(destination):
-        return f"table {table_name(destination)} ({mode}) on {describe_database()}"
-    return destination
 
 
 # ---- fingerprints and descriptions ---------------------------------------------------------
@@ -294,15 +102,8 @@ def row_hashes(frame: pd.DataFrame) -> bytes:
     return rows.to_numpy().tobytes()
 
 
-def fingerprint(source: str, database_url: str | None = None) -> str:
-    """Changes whenever the data behind `source` changes: a file's bytes, or a query's result
-    (its text alone would miss a changed row): the result this process last read, else the
-    query runs."""
-    if is_sql(source):
-        query, url = sql_text(source), url_from_environment(database_url)
-        if (query, url) not in _last_read:
-            read_sql(query, url)
-        return f"sql:{_last_read[(query, url)]}"
+def fingerprint(source: str) -> str:
+    """Changes whenever the file behind `source` changes: a digest of its bytes."""
     path = Path(source)
     if not path.is_file():
         return f"missing:{path}"
@@ -313,11 +114,9 @@ def fingerprint(source: str, database_url: str | None = None) -> str:
     return digest.hexdigest()
 
 
-def describe(source: str, database_url: str | None = None) -> dict[str, str]:
-    """Where rows come from, as MLflow may record it: a file's path and format, a query and
-    its database without credentials, or another kind of source that load_dataset() reads."""
-    if is_sql(source):
-        return {"query": sql_text(source), "database": describe_database(database_url)}
+def describe(source: str) -> dict[str, str]:
+    """Where rows come from, as MLflow may record it: a file's path and format, or another kind
+    of source that load_dataset() reads."""
     if Path(source).is_file() or Path(source).suffix.lower() in (".csv", *PARQUET_SUFFIXES):
         return {"path": source, "format": "parquet" if is_parquet(source) else "csv"}
     return {"uri": source, "format": "custom (load_dataset)"}
