@@ -574,3 +574,31 @@ def test_code_is_layered_small_and_its_cli_only_formats(rendered):
         classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
         errors = [c.name for c in classes if c.name.endswith(("Error", "Exception"))]
         assert where == "errors.py" or not errors, f"{where} defines {errors}"
+
+
+# Whose each file is, in its first line: the user's (CUSTOMIZE: `copier update` merges into
+# their edits) or the template's (kept current by `copier update`).
+YOURS, TEMPLATES = "# CUSTOMIZE:", "# Template's:"
+USER_FILES = ("ml/features.py", "ml/metrics.py", "ml/dataset.py", "ml/sklearn.py", "ml/keras.py")
+
+
+def test_every_file_says_whose_it_is_and_the_readme_sends_users_to_theirs(rendered):
+    project, answers = rendered
+    package = f"src/{answers['package_name']}/"
+    owners = {}
+    for path in sorted(project.rglob("*")):
+        where = path.relative_to(project).as_posix()
+        commented = path.suffix in {".py", ".yaml", ".yml", ".toml"} or path.name == "Makefile"
+        if path.is_file() and commented and not where.startswith((".copier", "docs/")):
+            first = path.read_text().split("\n", 1)[0]
+            assert first.startswith((YOURS, TEMPLATES)), f"{where}: {first!r}"
+            owners[where] = first.startswith(YOURS)
+    yours = {where for where, mine in owners.items() if mine}
+    expected = {f"{package}{name}" for name in USER_FILES if f"{package}{name}" in owners}
+    expected |= {w for w in owners if w.startswith(("configs/", "stacks/"))} | {"pyproject.toml"}
+    assert yours == expected
+    table = (project / "README.md").read_text().split("| to change | edit | how |", 1)[1]
+    rows = table.split("\n\n", 1)[0].splitlines()[2:]
+    named = {path for row in rows for path in re.findall(r"`([\w./*-]+)`", row.split("|")[2])}
+    named_files = {f for pattern in named for f in owners if Path(f).match(pattern)}
+    assert named_files and named_files <= yours, sorted(named_files - yours)

@@ -502,7 +502,8 @@ def test_a_capability_switched_on_and_off_by_update_keeps_user_edits(template, t
     """A 0.3.0 project (the last release before answers decided what is rendered), edited: the
     update keeps the user's feature, threshold, notes and files while what the answers do not
     use goes; `copier update -d hyperparameter_tuning=true` brings tuning in (code, config,
-    tests), `=false` takes it out again, the user's edits still there."""
+    tests), `=false` takes it out again, `-d monitoring=true` brings monitoring back, the user's
+    edits still there."""
     repo, release = template
     project = tmp_path / "project"
     answers = {"project_name": "Fraud Detector"}
@@ -535,6 +536,8 @@ def test_a_capability_switched_on_and_off_by_update_keeps_user_edits(template, t
     update(project, release)
     user_edits_kept()
     assert not tuning.exists() and "\ntuning:" not in training.read_text()
+    monitoring = project / PACKAGE / "ml" / "monitoring.py"
+    assert not monitoring.exists() and not (project / "configs" / "monitoring.yaml").exists()
     commit(project, "Update")
 
     update(project, release, hyperparameter_tuning=True)
@@ -548,3 +551,10 @@ def test_a_capability_switched_on_and_off_by_update_keeps_user_edits(template, t
     user_edits_kept()
     assert not tuning.exists() and not (project / "tests" / "test_tuning.py").exists()
     assert "\ntuning:" not in training.read_text()
+    commit(project, "Tuning off")
+
+    update(project, release, monitoring=True)
+    user_edits_kept()
+    assert "def judge_windows(" in monitoring.read_text()
+    assert (project / "configs" / "monitoring.yaml").is_file()
+    assert "\nmonitor:" in (project / "Makefile").read_text()

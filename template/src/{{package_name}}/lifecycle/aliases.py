@@ -52,23 +52,15 @@ def resolve_version(
 
 def audit_context(project_root: Path | None = None, **extra: str) -> dict[str, str]:
     """Who promoted what, when, from which commit: written onto the model version."""
-    context = {
-        "user": getpass.getuser(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **extra,
-    }
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    context = {"user": getpass.getuser(), "time": now, **extra}
+    head = ["git", "rev-parse", "HEAD"]
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=project_root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        if commit.returncode == 0:
-            context["git_commit"] = commit.stdout.strip()
+        commit = subprocess.run(head, cwd=project_root, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
-        pass  # not a git checkout, or no git: the commit is simply not recorded
+        return context  # no git: the commit is simply not recorded
+    if commit.returncode == 0:  # else not a git checkout
+        context["git_commit"] = commit.stdout.strip()
     return context
 
 
@@ -89,13 +81,12 @@ def set_alias(client: MlflowClient, name: str, alias: str, version: str) -> None
             time.sleep(0.5)
 
 
-def set_champion(client: MlflowClient, name: str, version: str) -> str | None:
+def set_champion(client: MlflowClient, name: str, version: str) -> None:
     """Point `champion` at `version`, remembering the one it replaces for rollback."""
     previous = version_by_alias(client, name, CHAMPION)
     if previous and str(previous.version) != str(version):
         client.set_model_version_tag(name, str(version), PREVIOUS_CHAMPION_TAG, previous.version)
     set_alias(client, name, CHAMPION, version)
-    return str(previous.version) if previous else None
 
 
 def rollback(client: MlflowClient, name: str, context: dict[str, str]) -> tuple[str, str]:

@@ -9,9 +9,12 @@ import mlflow
 import pandas as pd
 import yaml
 from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
 
 from ..config import DataConfig, PromotionConfig, find_project_root
 from ..ml import LOWER_IS_BETTER, METRICS, improvement
+from ..ml.data import listed
 from ..ml.features import model_features
 from ..ml.plots import PLOT_NAMES, PLOTS_FOLDER, plots_note
 from .gate import Verdict, run_gate
@@ -19,7 +22,6 @@ from .registration import PIPELINE_RUN_TAG, ZENML_VERSION_TAG
 
 CARD_ARTIFACT = "model_card.md"
 CARD_TAG = "model_card"
-
 MAX_LISTED_FEATURES = 12
 
 
@@ -33,30 +35,39 @@ def _target_summary(y: pd.Series, task: str) -> str:
 
 def data_summary(
     train_set: pd.DataFrame, test_set: pd.DataFrame, data: DataConfig, model=None
-) -> dict:
-    """What the model learned from and was judged on: the raw inputs, and the features its
-    own add_features() makes of them (`model`, when given); `train_set` is the whole training
-    split, of which `data.sample_rows` (when set) were trained on."""
-    inputs = train_set.drop(columns=[data.target])
-    seen = inputs.head(100) if model is None else model_features(model, inputs.head(100))
-    numeric = seen.select_dtypes("number").columns
+) -> tuple[list[str], str]:
+    """The card's Data section, and what its plots show: what the model learned from and was
+    judged on, the raw inputs and the features its own add_features() makes of them (`model`,
+    when given); `train_set` is the whole training split, of which `data.sample_rows` (when
+    set) were trained on."""
+    head = train_set.drop(columns=[data.target]).head(100)
+    seen = head if model is None else model_features(model, head)
+    inputs, features = [str(c) for c in head.columns], [str(c) for c in seen.columns]
+    numeric = len(seen.select_dtypes("number").columns)
     trained = min(data.sample_rows or len(train_set), len(train_set))
-    features = [str(column) for column in seen.columns]
-    return {
-        "source": data.source,
-        "target": data.target,
-        "task": data.task,
-        "inputs": [str(column) for column in inputs.columns],
-        "features": features,
-        "numeric_features": len(numeric),
-        "categorical_features": len(features) - len(numeric),
-        "sample": "" if trained == len(train_set) else f"{trained:,} of {len(train_set):,} rows",
-        "plots_note": plots_note(len(test_set)),
-        "splits": {
-            name: {"rows": len(frame), "target": _target_summary(frame[data.target], data.task)}
-            for name, frame in (("training", train_set), ("held-out", test_set))
-        },
-    }
+    made = "" if inputs == features else " made by add_features()"
+    sample = "" if trained == len(train_set) else f"{trained:,} of {len(train_set):,} rows"
+    balance = "class balance" if data.task == "classification" else "target"
+    splits = [
+        f"| {name} | {len(rows)} | {_target_summary(rows[data.target], data.task)} |"
+        for name, rows in (("training", train_set), ("held-out", test_set))
+    ]
+    lines = [
+        f"- source: `{data.source}`, target column `{data.target}` ({data.task})",
+        *([f"- {len(inputs)} raw inputs: {_names(inputs)}"] if made else []),
+        f"- {len(features)} features{made} ({numeric} numeric, "
+        f"{len(features) - numeric} categorical): {_names(features)}",
+        *([f"- trained on a sample of {sample} (`data.sample_rows`)"] if sample else []),
+        "",
+        f"| split | rows | {balance} |",
+        "| --- | ---: | --- |",
+        *splits,
+    ]
+    return lines, plots_note(len(test_set))
+
+
+def _names(columns: list[str]) -> str:
+    return listed([f"`{column}`" for column in columns], MAX_LISTED_FEATURES)
 
 
 def template_version(project_root: Path) -> str:
@@ -69,10 +80,8 @@ def template_version(project_root: Path) -> str:
         return "unknown"
 
 
-def _number(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
+def _number(value: float | None, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def _metrics_table(verdict: Verdict, promotion: PromotionConfig) -> list[str]:
@@ -87,102 +96,62 @@ def _metrics_table(verdict: Verdict, promotion: PromotionConfig) -> list[str]:
     known = (*METRICS["classification"], *METRICS["regression"])
     for name in (name for name in known if name in verdict.metrics):
         theirs = champion.get(name)
-        gain = improvement(name, verdict.metrics[name], theirs) if theirs is not None else None
+        gain = None if theirs is None else improvement(name, verdict.metrics[name], theirs)
         error = name in LOWER_IS_BETTER
         threshold = (promotion.max_metrics if error else promotion.min_metrics).get(name)
         bounds = [] if threshold is None else [f"{'≤' if error else '≥'} {_number(threshold)}"]
         margin = promotion.min_gain_over_baseline.get(name)
-        bounds += [] if margin is None else [f"baseline {_number(margin, signed=True)}"]
+        bounds += [] if margin is None else [f"baseline {_number(margin, '+.4f')}"]
         cells = [
             _number(verdict.metrics[name]),
             _number(verdict.baseline_metrics.get(name)),
             ", ".join(bounds) or "-",
             _number(theirs),
-            _number(gain, signed=True),
-            _number(promotion.min_improvement.get(name), signed=True),
+            _number(gain, "+.4f"),
+            _number(promotion.min_improvement.get(name), "+.4f"),
         ]
         lines.append(f"| {name} | {' | '.join(cells)} |")
     return lines
 
 
-def _listed(columns: list[str]) -> str:
-    listed = ", ".join(f"`{c}`" for c in columns[:MAX_LISTED_FEATURES])
-    more = len(columns) - MAX_LISTED_FEATURES
-    return listed + (f" and {more} more" if more > 0 else "")
-
-
-def _data_lines(data: dict) -> list[str]:
-    features, inputs = data["features"], data.get("inputs", data["features"])
-    task = data.get("task", "classification")
-    balance = "class balance" if task == "classification" else "target"
-    derived = "" if inputs == features else " made by add_features()"
-    sampled = f"- trained on a sample of {data.get('sample')} (`data.sample_rows`)"
-    return [
-        f"- source: `{data['source']}`, target column `{data['target']}` ({task})",
-        *([f"- {len(inputs)} raw inputs: {_listed(inputs)}"] if derived else []),
-        f"- {len(features)} features{derived} ({data['numeric_features']} numeric, "
-        f"{data['categorical_features']} categorical): {_listed(features)}",
-        *([sampled] if data.get("sample") else []),
-        "",
-        f"| split | rows | {balance} |",
-        "| --- | ---: | --- |",
-        *(
-            f"| {split} | {facts['rows']} | {facts['target']} |"
-            for split, facts in data["splits"].items()
-        ),
-    ]
-
-
 def render_model_card(
     verdict: Verdict,
     promotion: PromotionConfig,
-    data: dict,
+    data: tuple[list[str], str],
     params: dict[str, str],
     plots: Sequence[str],
     lineage: dict[str, str],
 ) -> str:
     """The card as Markdown: `data` from data_summary, `plots` paths relative to the card,
     `lineage` label -> value."""
-    note = data.get("plots_note")
+    data_lines, note = data
+    sections = {
+        "Data": data_lines,
+        "Metrics on the held-out split, beside the baseline, the thresholds and the champion": (
+            _metrics_table(verdict, promotion)
+        ),
+        "Validation gate": [f"- {check}" for check in verdict.checks],
+        # Autologged: the encoding's (inputs__*) and multi-line ones are left to the run.
+        "Parameters of the training run": [
+            f"- `{key}`: {value}"
+            for key, value in sorted(params.items())
+            if "\n" not in value and not key.startswith("inputs")
+        ],
+        "Plots": [
+            *([f"{note.capitalize()}; the metrics use every row.", ""] if note else []),
+            *(f"![{Path(path).stem.replace('_', ' ')}]({path})" for path in plots),
+        ],
+        "Lineage": ["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in lineage.items())],
+    }
     lines = [
         f"# Model card: {verdict.model_name} v{verdict.version}",
         "",
         f"**Gate verdict: {verdict.result}** (mode `{verdict.mode}`)",
         "",
         *([f"**Trained because** {verdict.reason}", ""] if verdict.reason else []),
-        "## Data",
-        "",
-        *_data_lines(data),
-        "",
-        "## Metrics on the held-out split, beside the baseline, the thresholds and the champion",
-        "",
-        *_metrics_table(verdict, promotion),
-        "",
-        "## Validation gate",
-        "",
-        *(f"- {check}" for check in verdict.checks),
-        "",
-        "## Parameters of the training run",
-        "",
-        # Autologged: the encoding's (inputs__*) and multi-line ones are left to the run.
-        *(
-            f"- `{key}`: {value}"
-            for key, value in sorted(params.items())
-            if "\n" not in value and not key.startswith("inputs")
-        ),
-        "",
-        "## Plots",
-        "",
-        *([f"{note.capitalize()}; the metrics use every row.", ""] if note else []),
-        *(f"![{Path(path).stem.replace('_', ' ')}]({path})" for path in plots),
-        "",
-        "## Lineage",
-        "",
-        "| | |",
-        "| --- | --- |",
-        *(f"| {label} | {value} |" for label, value in lineage.items()),
-        "",
     ]
+    for title, body in sections.items():
+        lines += [f"## {title}", "", *body, ""]
     return "\n".join(lines)
 
 
@@ -193,15 +162,13 @@ def _plots(client: MlflowClient, run_id: str) -> list[str]:
     return sorted(paths, key=lambda path: order.get(path, len(order)))
 
 
-def _lineage(client: MlflowClient, verdict: Verdict, context: dict[str, str]) -> dict[str, str]:
+def _lineage(found: ModelVersion, run: Run, context: dict[str, str]) -> dict[str, str]:
     from ..platform.tracker import run_link
 
-    found = client.get_model_version(verdict.model_name, verdict.version)
-    run = client.get_run(found.run_id)
     return {
-        "registered model": f"{verdict.model_name} v{verdict.version}",
+        "registered model": f"{found.name} v{found.version}",
         "ZenML pipeline run": found.tags.get(PIPELINE_RUN_TAG, "-"),
-        "ZenML model version": f"{verdict.model_name} {found.tags.get(ZENML_VERSION_TAG, '-')}",
+        "ZenML model version": f"{found.name} {found.tags.get(ZENML_VERSION_TAG, '-')}",
         "MLflow run": run_link(mlflow.get_tracking_uri(), run.info.experiment_id, found.run_id),
         "git commit": context.get("git_commit", "none (not a git checkout)"),
         "template version": template_version(find_project_root()),
@@ -213,24 +180,22 @@ def write_model_card(
     client: MlflowClient,
     verdict: Verdict,
     promotion: PromotionConfig,
-    data: dict,
+    data: tuple[list[str], str],
     context: dict[str, str],
 ) -> str:
     """Render the version's card from the verdict and its MLflow run (plots, parameters),
     store it in the run, and put the verdict in the version's description; returns the card
     (its URI is then `verdict.model_card`)."""
     name, version = verdict.model_name, verdict.version
-    run_id = client.get_model_version(name, version).run_id
-    params = dict(client.get_run(run_id).data.params)
-    plots = _plots(client, run_id)
-    card = render_model_card(
-        verdict, promotion, data, params, plots, _lineage(client, verdict, context)
-    )
-    client.log_text(run_id, card, CARD_ARTIFACT)
-    verdict.model_card = f"runs:/{run_id}/{CARD_ARTIFACT}"
+    found = client.get_model_version(name, version)
+    run = client.get_run(found.run_id)
+    plots, lineage = _plots(client, found.run_id), _lineage(found, run, context)
+    card = render_model_card(verdict, promotion, data, run.data.params, plots, lineage)
+    client.log_text(found.run_id, card, CARD_ARTIFACT)
+    verdict.model_card = f"runs:/{found.run_id}/{CARD_ARTIFACT}"
     client.set_model_version_tag(name, version, CARD_TAG, verdict.model_card)
     client.set_model_version_tag(name, version, "gate", verdict.result)
-    trained = (client.get_model_version(name, version).description or "").split("\n\n")[0]
+    trained = (found.description or "").split("\n\n")[0]
     who = f"Gate run {context['time']} by {context['user']}."
     description = f"{trained}\n\n{verdict.summary()}\n\n{who} Model card: {verdict.model_card}"
     client.update_model_version(name, version, description.strip())

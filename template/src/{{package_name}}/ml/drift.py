@@ -32,9 +32,7 @@ MODEL_FEATURES = "the model's features (its add_features output)"
 
 def reference_sample(features: pd.DataFrame, max_rows: int = REFERENCE_MAX_ROWS) -> pd.DataFrame:
     """The training features, or a seeded sample of them when there are many rows."""
-    if len(features) <= max_rows:
-        return features
-    return features.sample(max_rows, random_state=0)
+    return features if len(features) <= max_rows else features.sample(max_rows, random_state=0)
 
 
 def columns_seen(
@@ -97,27 +95,18 @@ class DriftReport:
         share = f"{self.drift_share:.0%} of the columns" if self.drift_share else "any column"
         return (
             f"{len(self.drifted)} of {len(self.columns)} columns drifted ({self.share:.0%}; "
-            f"threshold: {share} at adjusted p < {self.p_value})"
-            f"{skipped}"
+            f"threshold: {share} at adjusted p < {self.p_value}){skipped}"
         )
 
     def summary(self) -> str:
         return f"{'DRIFT' if self.dataset_drift else 'no drift'}: {self.details()}"
 
-    def as_dict(self) -> dict:
-        return {
-            **asdict(self),
-            "drifted_columns": self.drifted,
-            "share": self.share,
-            "dataset_drift": self.dataset_drift,
-            "summary": self.summary(),
-        }
-
     def to_json(self) -> str:
-        return json.dumps(self.as_dict(), indent=2)
+        verdict = {"drifted_columns": self.drifted, "share": self.share}
+        verdict |= {"dataset_drift": self.dataset_drift, "summary": self.summary()}
+        return json.dumps({**asdict(self), **verdict}, indent=2)
 
     def to_markdown(self, title: str = "Data drift report") -> str:
-        rows = sorted(self.columns, key=lambda column: column.p_value)
         lines = [
             f"# {title}",
             "",
@@ -132,7 +121,7 @@ class DriftReport:
             *(
                 f"| {c.column} | {c.test} | {c.statistic:.4f} | {c.p_value:.4g} | "
                 f"{c.adjusted_p_value:.4g} | {'yes' if c.drifted else 'no'} |"
-                for c in rows
+                for c in sorted(self.columns, key=lambda column: column.p_value)
             ),
         ]
         if self.skipped:
@@ -140,16 +129,12 @@ class DriftReport:
         return "\n".join(lines) + "\n"
 
 
-def _numeric(column: pd.Series) -> bool:
-    return types.is_numeric_dtype(column) and not types.is_bool_dtype(column)
-
-
 def _test(reference: pd.Series, batch: pd.Series) -> tuple[str, float, float] | str:
     """(test, statistic, p-value), or why the column cannot be compared."""
     reference, batch = reference.dropna(), batch.dropna()
     if reference.empty or batch.empty:
         return f"no values in the {'reference' if reference.empty else 'batch'}"
-    if _numeric(reference) and _numeric(batch):
+    if all(types.is_numeric_dtype(s) and not types.is_bool_dtype(s) for s in (reference, batch)):
         result = stats.ks_2samp(reference.to_numpy(float), batch.to_numpy(float))
         return "ks", float(result.statistic), float(result.pvalue)
     reference, batch = reference.astype(str), batch.astype(str)
@@ -181,10 +166,9 @@ def detect_drift(
     tests, skipped = {}, {}
     for column in columns or reference.columns:
         if column not in reference.columns or column not in batch.columns:
-            side = "batch" if column in reference.columns else "reference"
-            skipped[column] = f"missing in the {side}"
-            continue
-        found = _test(reference[column], batch[column])
+            found = f"missing in the {'batch' if column in reference.columns else 'reference'}"
+        else:
+            found = _test(reference[column], batch[column])
         if isinstance(found, str):
             skipped[column] = found
         else:
@@ -195,12 +179,4 @@ def detect_drift(
         ColumnDrift(str(c), test, statistic, float(p), float(q), bool(q < p_value))
         for (c, (test, statistic, _)), p, q in zip(tests.items(), raw, adjusted, strict=True)
     ]
-    return DriftReport(
-        columns=results,
-        p_value=p_value,
-        drift_share=drift_share,
-        reference_rows=len(reference),
-        batch_rows=len(batch),
-        skipped=skipped,
-        compared=compared,
-    )
+    return DriftReport(results, p_value, drift_share, len(reference), len(batch), skipped, compared)

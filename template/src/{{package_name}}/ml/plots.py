@@ -45,14 +45,7 @@ MAX_PLOT_ROWS = 10_000
 def _figure(title: str, size: tuple[float, float] = (5.5, 4.5)) -> tuple[Figure, object]:
     figure = Figure(figsize=size, dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.set_title(title)
-    return figure, axes
-
-
-def _positive_classes(classes: Sequence) -> list:
-    """Binary: the second class, as in the metrics. Multiclass: each class against the rest."""
-    return list(classes[1:]) if len(classes) == 2 else list(classes)
+    return figure, figure.add_subplot(title=title)
 
 
 def confusion_matrix_plot(y_true: Sequence, y_pred: Sequence, classes: Sequence) -> Figure:
@@ -64,16 +57,15 @@ def confusion_matrix_plot(y_true: Sequence, y_pred: Sequence, classes: Sequence)
 
 
 def _one_vs_rest(display, title: str, y_true, probabilities, classes, axis_labels, **options):
-    """One curve per class against the rest (binary: the second class only), named by class."""
+    """One curve per class against the rest (binary: the second class only, as in the
+    metrics), named by class."""
     figure, axes = _figure(title)
-    y_true = np.asarray(y_true)
-    for label in _positive_classes(classes):
-        column = list(classes).index(label)
+    y_true, first = np.asarray(y_true), 1 if len(classes) == 2 else 0
+    for column, label in enumerate(list(classes)[first:], start=first):
         display.from_predictions(
             y_true == label, probabilities[:, column], name=f"{label}", ax=axes, **options
         )
-    axes.set_xlabel(axis_labels[0])  # scikit-learn's say "(Positive label: True)"
-    axes.set_ylabel(axis_labels[1])
+    axes.set(xlabel=axis_labels[0], ylabel=axis_labels[1])  # not "(Positive label: True)"
     return figure
 
 
@@ -112,18 +104,13 @@ def permutation_importances(
     """How much the score (ROC AUC for classifiers, R² for regressors) drops when one
     feature's values are shuffled (mean and std over `repeats` shuffles), most important
     first."""
-    if is_classifier(model):
-        scoring = "roc_auc" if len(model.classes_) == 2 else "roc_auc_ovr"
-    else:
-        scoring = "r2"
+    binary = is_classifier(model) and len(model.classes_) == 2
+    scoring = "r2" if not is_classifier(model) else "roc_auc" if binary else "roc_auc_ovr"
     result = permutation_importance(
         model, features, np.asarray(y_true), scoring=scoring, n_repeats=repeats, random_state=seed
     )
-    frame = pd.DataFrame(
-        {"mean": result.importances_mean, "std": result.importances_std},
-        index=pd.Index(features.columns, name="feature"),
-    )
-    return frame.sort_values("mean", ascending=False)
+    frame = pd.DataFrame({"mean": result.importances_mean, "std": result.importances_std})
+    return frame.set_axis(features.columns.rename("feature")).sort_values("mean", ascending=False)
 
 
 def importance_plot(importances: pd.DataFrame, score: str = "ROC AUC") -> Figure:
@@ -139,14 +126,10 @@ def evaluation_figures(model, features: pd.DataFrame, y_true: Sequence) -> dict[
     """Every evaluation plot of the model's task, by the names of PLOT_NAMES."""
     predictions = model.predict(features)
     importances = permutation_importances(model, features, y_true)
-    if not is_classifier(model):
-        return {
-            "predicted_vs_actual": prediction_error_plot(
-                y_true, predictions, "actual_vs_predicted"
-            ),
-            "residuals": prediction_error_plot(y_true, predictions, "residual_vs_predicted"),
-            "permutation_importance": importance_plot(importances, "R²"),
-        }
+    if not is_classifier(model):  # scikit-learn's kind of each prediction error plot
+        kinds = {"predicted_vs_actual": "actual_vs_predicted", "residuals": "residual_vs_predicted"}
+        errors = {name: prediction_error_plot(y_true, predictions, k) for name, k in kinds.items()}
+        return errors | {"permutation_importance": importance_plot(importances, "R²")}
     probabilities, classes = np.asarray(model.predict_proba(features)), list(model.classes_)
     return {
         "confusion_matrix": confusion_matrix_plot(y_true, predictions, classes),
@@ -160,11 +143,9 @@ def evaluation_figures(model, features: pd.DataFrame, y_true: Sequence) -> dict[
 def save_figures(figures: dict[str, Figure], folder: Path) -> list[Path]:
     """Write each figure as <folder>/<name>.png; returns the paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, figure in figures.items():
-        path = folder / f"{name}.png"
+    paths = [folder / f"{name}.png" for name in figures]
+    for path, figure in zip(paths, figures.values(), strict=True):
         figure.savefig(path, format="png")
-        paths.append(path)
     return paths
 
 
@@ -188,9 +169,8 @@ def html_report(title: str, metrics: dict[str, float], images: Sequence[Path]) -
 
 def plots_note(rows: int) -> str:
     """What the plots of `rows` held-out rows show, when that is a sample of them."""
-    if rows <= MAX_PLOT_ROWS:
-        return ""
-    return f"plots on a seeded sample of {MAX_PLOT_ROWS:,} of the {rows:,} held-out rows"
+    sampled = f"plots on a seeded sample of {MAX_PLOT_ROWS:,} of the {rows:,} held-out rows"
+    return sampled if rows > MAX_PLOT_ROWS else ""
 
 
 def plot_evaluation(

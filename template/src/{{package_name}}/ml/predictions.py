@@ -52,22 +52,14 @@ def unseen_categories(model, rows: pd.DataFrame) -> pd.Series | None:
     """Per row, the categorical columns (after add_features) whose value the model never saw
     in training, comma-separated ("" for none); None when it has no categorical columns."""
     encode = model.named_steps["inputs"].named_steps["encode"]
-    fitted = dict((name, (steps, columns)) for name, steps, columns in encode.transformers_)
+    fitted = {name: (steps, columns) for name, steps, columns in encode.transformers_}
     steps, columns = fitted.get("categorical", (None, []))
     if not len(columns):
         return None
-    features = model_features(model, rows)[list(columns)]
-    known = steps.named_steps["encode"].categories_
-    unseen = np.column_stack(
-        [
-            (~features[c].isin(k) & features[c].notna()).to_numpy()
-            for c, k in zip(columns, known, strict=True)
-        ]
-    )
-    names, found = np.asarray(columns, dtype=object), unseen.any(axis=1)
-    answer = pd.Series("", index=rows.index, dtype=object)
-    answer[found] = [", ".join(names[row]) for row in unseen[found]]  # few rows: join only those
-    return answer
+    features = model_features(model, rows)[list(columns)].set_axis(rows.index)
+    known = dict(zip(columns, steps.named_steps["encode"].categories_, strict=True))
+    unseen = ~features.isin(known) & features.notna()
+    return unseen.dot(unseen.columns + ", ").str[:-2]  # per row: "name, " for each True
 
 
 def outside_range(predicted, y: pd.Series, target_range=None) -> str | None:
