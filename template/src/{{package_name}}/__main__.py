@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """The program: `python -m <package>` and the `<package>` command (pyproject.toml)."""
 
 from .cli import main

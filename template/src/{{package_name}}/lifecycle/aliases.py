@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """Aliases on the MLflow Model Registry: challenger and champion, and rollback. MLflow
 aliases only, never the deprecated stages."""
 

@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """The model card: one Markdown page per registered version, written when the gate runs,
 stored in the version's MLflow run, linked from the version (tag `model_card`), and summed up
 in the version's description."""

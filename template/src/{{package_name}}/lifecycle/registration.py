@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """Register a logged model as a new version in the MLflow Model Registry."""
 
 import hashlib

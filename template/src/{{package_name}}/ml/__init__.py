@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """Machine learning in plain pandas, scikit-learn and Keras: no ZenML, no MLflow registry."""
 
 TASKS = ("classification", "regression")

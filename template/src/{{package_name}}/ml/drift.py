@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """Data drift: does a batch look like the data the model was trained on?
 
 What is compared: the columns the model sees, its own add_features() output computed from the

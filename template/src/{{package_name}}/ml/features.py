@@ -1,3 +1,4 @@
+# CUSTOMIZE: yours to change; `copier update` merges template changes into your edits.
 """Your feature engineering: columns the model computes from the raw ones.
 
 It runs inside the saved model (the first step of its scikit-learn Pipeline, for every

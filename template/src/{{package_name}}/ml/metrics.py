@@ -1,3 +1,4 @@
+# CUSTOMIZE: yours to change; `copier update` merges template changes into your edits.
 """Metrics on held-out data, per task: the same names for every model framework."""
 
 from collections.abc import Sequence

@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """Evaluation plots as PNG files, per task. Classification: confusion matrix, ROC,
 precision-recall, calibration; regression: predicted against actual, residuals; both:
 permutation importance. Framework-blind: they need only predictions (and probabilities).

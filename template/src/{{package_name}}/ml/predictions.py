@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """Model output as table columns: what the endpoint answers and batch inference writes."""
 
 from collections.abc import Sequence

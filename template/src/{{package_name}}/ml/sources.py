@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """The file seam: read a CSV or Parquet file into a DataFrame, fingerprint and describe a source.
 Plain pandas and pyarrow.
 

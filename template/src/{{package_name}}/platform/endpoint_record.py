@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """Where this project's model is served: the Deployment that `deploy` returns, and the small
 JSON record of it that `deploy` writes, so that `predict`, `status` and `undeploy` find the
 endpoint in milliseconds, without importing ZenML or MLflow (seconds each). ZenML's records

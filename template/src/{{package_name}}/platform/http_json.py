@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """The one HTTP helper: JSON (or a form) to a server, JSON back, with a short timeout.
 
 Plain urllib: no mlflow or zenml import, so a server that is down fails a command in seconds.

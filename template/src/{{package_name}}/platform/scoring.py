@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """The HTTP contract of the model servers: payloads and predictions. MLflow's scoring server
 (/invocations) takes the payload itself; ZenML's pipeline deployment (/invoke) takes it as the
 inference pipeline's `payload` parameter and answers its `predictions` output."""

@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """Why a local server stopped, read from its log: the line a user needs instead of the log."""
 
 import re

@@ -1,3 +1,4 @@
+# Template's: kept current by `copier update`; change it through configs/ and CUSTOMIZE files.
 """The MLflow tracker: where it is, links to its runs, and whether it answers.
 
 The check is plain HTTP with a short timeout (no mlflow import, which alone takes seconds), so a
