@@ -85,6 +85,7 @@ PACKAGE_FILES = [
     "ml/__init__.py",
     "ml/batch.py",
     "ml/data.py",
+    "ml/dataset.py",
     "ml/drift.py",
     "ml/features.py",
     "ml/metrics.py",

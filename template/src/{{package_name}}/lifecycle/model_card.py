@@ -14,9 +14,10 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 
 from ..config import DataConfig, PromotionConfig, find_project_root
-from ..ml import LOWER_IS_BETTER, METRICS, improvement
+from ..ml import improvement
 from ..ml.data import listed
 from ..ml.features import model_features
+from ..ml.metrics import LOWER_IS_BETTER, METRICS
 from ..ml.plots import PLOT_NAMES, PLOTS_FOLDER, plots_note
 from .gate import Verdict, run_gate
 from .registration import PIPELINE_RUN_TAG, ZENML_VERSION_TAG

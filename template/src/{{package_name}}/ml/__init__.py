@@ -2,13 +2,6 @@
 """Machine learning in plain pandas, scikit-learn and Keras: no ZenML, no MLflow registry."""
 
 TASKS = ("classification", "regression")
-# Every framework reports these names for its task, so gates and reports never depend on it.
-METRICS = {
-    "classification": ("accuracy", "precision", "recall", "f1", "roc_auc"),
-    "regression": ("rmse", "mae", "r2", "mape"),
-}
-# Errors: lower is better (the gate sets maximums on them). The other metrics are scores.
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "mape"})
 
 
 def csv_delimiter(header: str) -> str:
@@ -20,4 +13,6 @@ def csv_delimiter(header: str) -> str:
 
 def improvement(metric: str, new: float, old: float) -> float:
     """How much better `new` is than `old`: positive is better, for errors and scores alike."""
+    from .metrics import LOWER_IS_BETTER
+
     return old - new if metric in LOWER_IS_BETTER else new - old
