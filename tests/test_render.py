@@ -551,13 +551,13 @@ def _functions(tree):
 
 
 def test_code_is_layered_small_and_its_cli_only_formats(rendered):
-    """ZenML only in pipelines/ and platform/; cli.py at most 410 lines; no function over 60
+    """ZenML only in pipelines/ and platform/; cli.py at most 405 lines; no function over 60
     lines; every exception class in errors.py."""
     import ast
 
     project, answers = rendered
     package = project / "src" / answers["package_name"]
-    assert len((package / "cli.py").read_text().splitlines()) <= 410
+    assert len((package / "cli.py").read_text().splitlines()) <= 405
     for path in package.rglob("*.py"):
         where = path.relative_to(package).as_posix()
         tree = ast.parse(path.read_text())

@@ -15,15 +15,10 @@ from ..errors import TrackerUnreachableError
 from .http_json import NOT_JSON, HttpFailure, request_json
 
 TIMEOUT_SECONDS = 3.0
-EMBEDDED_DB_NAME = "mlflow.db"  # ZenML's embedded MLflow keeps this file in the artifact store
 
 
 def is_remote(tracking_uri: str) -> bool:
     return tracking_uri.startswith(("http://", "https://"))
-
-
-def embedded_tracking_uri(artifact_store_path: Path) -> str:
-    return f"sqlite:///{artifact_store_path / EMBEDDED_DB_NAME}"
 
 
 def create_embedded_database(tracking_uri: str) -> subprocess.Popen | None:
@@ -51,7 +46,8 @@ def tracking_uri(spec: dict[str, Any]) -> str:
     uri = components.get("experiment_tracker", {}).get("configuration", {}).get("tracking_uri")
     if uri:
         return uri
-    return embedded_tracking_uri(Path(components["artifact_store"]["configuration"]["path"]))
+    artifact_store = Path(components["artifact_store"]["configuration"]["path"])
+    return f"sqlite:///{artifact_store / 'mlflow.db'}"  # where ZenML's embedded MLflow keeps it
 
 
 def unreachable(uri: str, failure: HttpFailure) -> TrackerUnreachableError:
