@@ -431,7 +431,7 @@ def test_readme_commands_table_is_whole(rendered):
     commands = {
         re.match(rf"`{package} ([a-z-]+)", cell).group(1) for cell in table.column(1) if cell
     }
-    cli = (project / "src" / package / "cli.py").read_text()
+    cli = "".join(path.read_text() for path in (project / "src" / package).glob("cli*.py"))
     assert commands == cli_commands(cli)
     assert all(what for what in table.column(2))
 

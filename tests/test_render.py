@@ -239,6 +239,7 @@ def test_exact_file_set(rendered):
         expected |= {f"src/{package}/ml/sql.py", "tests/test_sql.py"}
     if answers["monitoring"]:  # live performance, retraining, and its daily CI schedule
         expected |= {
+            f"src/{package}/cli_monitoring.py",
             f"src/{package}/ml/monitoring.py",
             f"src/{package}/pipelines/monitoring.py",
             "configs/monitoring.yaml",
@@ -551,13 +552,13 @@ def _functions(tree):
 
 
 def test_code_is_layered_small_and_its_cli_only_formats(rendered):
-    """ZenML only in pipelines/ and platform/; cli.py at most 405 lines; no function over 60
+    """ZenML only in pipelines/ and platform/; cli.py at most 350 lines; no function over 60
     lines; every exception class in errors.py."""
     import ast
 
     project, answers = rendered
     package = project / "src" / answers["package_name"]
-    assert len((package / "cli.py").read_text().splitlines()) <= 405
+    assert len((package / "cli.py").read_text().splitlines()) <= 350
     for path in package.rglob("*.py"):
         where = path.relative_to(package).as_posix()
         tree = ast.parse(path.read_text())
