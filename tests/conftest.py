@@ -4,6 +4,7 @@ ZenML state lives in a temporary directory for the whole session (ZENML_CONFIG_P
 tests never touch ~/.config/zenml; servers are stopped by process group when the session ends.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -38,10 +39,10 @@ SLOWEST_FIRST = [
     "test_lifecycle",
     "test_ci",
     "test_pipeline_serving",
-    "test_spark",
     "test_data_sources",
-    "test_tensorflow",
     "test_stacks",
+    "test_tensorflow",
+    "test_spark",
     "test_zenml_server",
     "test_regression",
     "test_update",
@@ -49,8 +50,8 @@ SLOWEST_FIRST = [
     "test_validators",
     "test_remote_serving",
     "test_fuzz_answers",
-    "test_team_docs",
     "test_render",
+    "test_team_docs",
     "test_docs",
 ]
 
@@ -100,6 +101,82 @@ def run(command: list[str] | str, cwd: Path, env: dict | None = None, timeout: i
             f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
         )
     return result
+
+
+# Runs the project's command once per call, each call in its own process forked from one that
+# has imported the command's program (<package>.__main__, what the console script imports), then
+# given the call's working directory, environment and arguments: the exit code, stdout and
+# stderr a user gets, without importing the program again (~1 s) per variation of a check.
+_FORKED_CALLS = r"""
+import importlib, json, os, signal, sys, time
+package, calls = sys.argv[1], json.loads(sys.stdin.read())
+program = importlib.import_module(package + ".__main__")
+answers = []
+for call in calls:
+    started = time.perf_counter()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(600)  # a call that hangs ends (SIGALRM), and the test sees it fail
+        os.chdir(call["cwd"])
+        os.environ.clear()
+        os.environ.update(call["env"])
+        for fd, path in ((1, call["stdout"]), (2, call["stderr"])):
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(handle, fd)
+            os.close(handle)
+        sys.argv = [call["program"], *call["args"]]
+        sys.exit(program.run())  # as the console script: exit handlers, then the exit code
+    _, status = os.waitpid(pid, 0)
+    answers.append([os.waitstatus_to_exitcode(status), time.perf_counter() - started])
+print(json.dumps(answers))
+"""
+
+
+def cli_calls(
+    project: Path, calls: list[tuple[list[str], dict[str, str]]], cwd: Path | None = None
+) -> list[tuple[subprocess.CompletedProcess, float]]:
+    """The project's command run once per (arguments, environment) in `calls`, in order, as
+    `project/.venv/bin/<package> ARGS` with exactly that environment, in `cwd` (default: the
+    project); each result with its wall time (not counting the one-time import)."""
+    package = next(p.name for p in (project / "src").iterdir() if (p / "__main__.py").is_file())
+    program = str(project / ".venv" / "bin" / package)
+    with tempfile.TemporaryDirectory(prefix="cli-calls-") as scratch:
+        specs = [
+            {
+                "args": list(args),
+                "env": dict(env),
+                "cwd": str(cwd or project),
+                "program": program,
+                "stdout": f"{scratch}/{index}.out",
+                "stderr": f"{scratch}/{index}.err",
+            }
+            for index, (args, env) in enumerate(calls)
+        ]
+        driver = subprocess.run(
+            [str(project / ".venv" / "bin" / "python"), "-c", _FORKED_CALLS, package],
+            cwd=cwd or project,
+            env=calls[0][1],
+            input=json.dumps(specs),
+            capture_output=True,
+            text=True,
+            timeout=300 + 120 * len(calls),
+        )
+        assert driver.returncode == 0, driver.stdout[-3000:] + driver.stderr[-3000:]
+        answers = json.loads(driver.stdout.splitlines()[-1])
+        return [
+            (
+                subprocess.CompletedProcess(
+                    [program, *spec["args"]],
+                    code,
+                    Path(spec["stdout"]).read_text(),
+                    Path(spec["stderr"]).read_text(),
+                ),
+                seconds,
+            )
+            for spec, (code, seconds) in zip(specs, answers, strict=True)
+        ]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import render, run
+from conftest import cli_calls, render, run
 from servers import free_port
 
 pytestmark = pytest.mark.lifecycle
@@ -116,9 +116,29 @@ def test_stack_registration_is_idempotent_and_updates_the_secret_only_on_change(
     assert f"updated secret {SECRET}" in restored.stdout
 
 
+@pytest.fixture(scope="module")
+def fast_failures(project) -> tuple[str, dict]:
+    """doctor and train with a wrong password, then with an unreachable tracker (each call a
+    process of its own: conftest.cli_calls): (the unreachable URI, {(command, "password" |
+    "down"): (result, seconds)})."""
+    uri = f"http://127.0.0.1:{free_port()}"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    cases = [
+        (command, "password", {"MLFLOW_TRACKING_PASSWORD": "wrong-password"})
+        for command in ("doctor", "train")
+    ]
+    cases += [(command, "down", {"MLFLOW_TRACKING_URI": uri}) for command in ("doctor", "train")]
+    results = cli_calls(project, [([command], {**base, **env}) for command, _, env in cases])
+    return uri, {
+        (command, why): result for (command, why, _), result in zip(cases, results, strict=True)
+    }
+
+
 @pytest.mark.parametrize("command", ["doctor", "train"])
-def test_a_wrong_password_fails_fast_with_one_clear_line(project, mlflow_auth_server, command):
-    result, seconds = cli(project, command, MLFLOW_TRACKING_PASSWORD="wrong-password")
+def test_a_wrong_password_fails_fast_with_one_clear_line(
+    fast_failures, mlflow_auth_server, command
+):
+    result, seconds = fast_failures[1][command, "password"]
     print(f"\n[timing] {command} with a wrong password: {seconds:.1f} s")
     assert result.returncode == 1
     assert REJECTED.format(uri=mlflow_auth_server.uri) in result.stdout + result.stderr
@@ -126,9 +146,9 @@ def test_a_wrong_password_fails_fast_with_one_clear_line(project, mlflow_auth_se
 
 
 @pytest.mark.parametrize("command", ["doctor", "train"])
-def test_an_unreachable_tracker_fails_fast_with_one_clear_line(project, command):
-    uri = f"http://127.0.0.1:{free_port()}"
-    result, seconds = cli(project, command, MLFLOW_TRACKING_URI=uri)
+def test_an_unreachable_tracker_fails_fast_with_one_clear_line(fast_failures, command):
+    uri, results = fast_failures
+    result, seconds = results[command, "down"]
     print(f"\n[timing] {command} with an unreachable tracker: {seconds:.1f} s")
     assert result.returncode == 1
     assert f"MLflow tracking server {uri} is unreachable" in result.stdout + result.stderr

@@ -20,7 +20,7 @@ import yaml
 from mlflow import MlflowClient
 
 import servers
-from conftest import render, run
+from conftest import cli_calls, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -129,27 +129,39 @@ def test_bad_database_settings_stop_training_in_one_line(project, mlflow_server,
         (None, ("SELECT radius", "SELEC radius"), 'syntax error at or near "SELEC"'),
     ]
     try:
-        for url, edit, message in cases:
-            if url == "":
-                env_file.rename(hidden)  # no .env either
-            config.write_text(original)
+        env_file.rename(hidden)  # the first case: no .env either
+        results = [cli(project, mlflow_server, "train", env={"DATABASE_URL": ""})]
+        hidden.rename(env_file)
+        # The others in one go (conftest.cli_calls: each a process of its own); a changed query
+        # in a config of its own, as configs/training.yaml holds it.
+        calls = []
+        for index, (url, edit, _) in enumerate(cases[1:]):
+            args = ["train"]
             if edit:
+                changed = project / "configs" / f"bad_query_{index}.yaml"
+                changed.write_text(original)
                 query = f"sql:{TRAINING_QUERY.replace(*edit)}"
-                edit_yaml(config, lambda content, q=query: content["data"].update(source=q))
+                edit_yaml(changed, lambda content, q=query: content["data"].update(source=q))
+                args += ["--config", str(changed)]
             env = {} if url is None else {"DATABASE_URL": url}
-            result = cli(project, mlflow_server, "train", env=env)
-            output = result.stdout + result.stderr
-            errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-            assert result.returncode == 1 and len(errors) == 1, output
-            assert re.search(message, errors[0]), errors[0]
-            assert "Traceback" not in output and "Pipeline run" not in output  # before ZenML
-            print(f"[bad input] exit {result.returncode}: {errors[0]}")
-            if hidden.exists():
-                hidden.rename(env_file)
+            calls.append((args, {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, **env}))
+        for result, seconds in cli_calls(project, calls):
+            OUTPUTS.append(result.stdout + result.stderr)
+            print(f"\n[timing] {PACKAGE} {' '.join(result.args[1:])}: {seconds:.1f} s")
+            results.append(result)
     finally:
         if hidden.exists():
             hidden.rename(env_file)
-        config.write_text(original)
+        for changed in (project / "configs").glob("bad_query_*.yaml"):
+            changed.unlink()
+    for (_, _, message), result in zip(cases, results, strict=True):
+        output = result.stdout + result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert result.returncode == 1 and len(errors) == 1, output
+        assert re.search(message, errors[0]), errors[0]
+        assert "Traceback" not in output and "Pipeline run" not in output  # before ZenML
+        print(f"[bad input] exit {result.returncode}: {errors[0]}")
+    assert config.read_text() == original
     assert versions(client) == []
 
 

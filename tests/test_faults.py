@@ -26,7 +26,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from conftest import render, run
+from conftest import cli_calls, render, run
 from servers import basic_auth_env, create_user, cutting_proxy, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.lifecycle
@@ -333,18 +333,44 @@ COMMANDS = {
 }
 
 
+def user_calls(project: Path, calls: list[tuple[list[str], dict[str, str]]]) -> list:
+    """Like cli() for each (arguments, environment) of `calls`, in one go (conftest.cli_calls:
+    each call a process of its own, without importing the program again)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
+    results = cli_calls(project, [(args, {**base, **env}) for args, env in calls])
+    for result, _ in results:
+        result.stdout, result.stderr = ANSI.sub("", result.stdout), ANSI.sub("", result.stderr)
+    return results
+
+
+@pytest.fixture(scope="module")
+def refusals(project, tracker) -> tuple[str, dict]:
+    """Every command of COMMANDS run with the tracker down (an unused port), then with a wrong
+    password: (the port's URI, {(command, "down" | "password"): (result, seconds)})."""
+    tracker.ready()
+    down = f"http://127.0.0.1:{free_port()}"
+    cases = [(command, "down", {"MLFLOW_TRACKING_URI": down}) for command in COMMANDS]
+    cases += [
+        (command, "password", {"MLFLOW_TRACKING_PASSWORD": "wrong-password"})
+        for command in COMMANDS
+    ]
+    results = user_calls(project, [(COMMANDS[command], env) for command, _, env in cases])
+    return down, {
+        (command, why): result for (command, why, _), result in zip(cases, results, strict=True)
+    }
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_command_stops_in_one_line_when_the_tracker_is_down(project, command):
-    uri = f"http://127.0.0.1:{free_port()}"
-    result, seconds = cli(project, *COMMANDS[command], MLFLOW_TRACKING_URI=uri)
+def test_every_command_stops_in_one_line_when_the_tracker_is_down(refusals, command):
+    uri, results = refusals
+    result, seconds = results[command, "down"]
     print(f"\n[timing] {command} with the tracker down: {seconds:.1f} s")
     assert one_error_line(result).startswith(f"error: MLflow tracking server {uri} is unreachable")
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_command_stops_in_one_line_when_the_credentials_are_wrong(project, tracker, command):
-    tracker.ready()
-    result, seconds = cli(project, *COMMANDS[command], MLFLOW_TRACKING_PASSWORD="wrong-password")
+def test_every_command_stops_in_one_line_when_the_credentials_are_wrong(refusals, tracker, command):
+    result, seconds = refusals[1][command, "password"]
     print(f"\n[timing] {command} with a wrong password: {seconds:.1f} s")
     assert one_error_line(result) == (
         f"error: credentials rejected by {tracker.uri}: "
@@ -357,16 +383,17 @@ def test_stack_registration_needs_no_tracker(project):
     reachable from here); the commands that use the tracker check it first, and re-register
     the stack from stacks/ and .env."""
     down = f"http://127.0.0.1:{free_port()}"
-    result, seconds = cli(project, "stack", MLFLOW_TRACKING_URI=down)
+    settings = [{"MLFLOW_TRACKING_URI": down}, {"MLFLOW_TRACKING_PASSWORD": "wrong-password"}, {}]
+    (result, seconds), (changed, changed_seconds), (restored, _) = user_calls(
+        project, [(["stack"], env) for env in settings]
+    )
     print(f"\n[timing] stack with the tracker down: {seconds:.1f} s")
     assert "Stack 'remote-mlflow' is ready and active." in succeeded(result)
-    result, seconds = cli(project, "stack", MLFLOW_TRACKING_PASSWORD="wrong-password")
-    print(f"[timing] stack with a wrong password: {seconds:.1f} s")
-    changed = succeeded(result)
-    assert f"updated secret {SECRET}" in changed
-    assert "(tracking_uri)" in changed  # back to stacks/remote-mlflow.yaml's URI
-    restored = succeeded(cli(project, "stack")[0])  # what every other command does first
-    assert f"updated secret {SECRET}" in restored
+    print(f"[timing] stack with a wrong password: {changed_seconds:.1f} s")
+    assert f"updated secret {SECRET}" in succeeded(changed)
+    assert "(tracking_uri)" in changed.stdout  # back to stacks/remote-mlflow.yaml's URI
+    # The third: what every other command does first.
+    assert f"updated secret {SECRET}" in succeeded(restored)
 
 
 # ---- Bad data ------------------------------------------------------------------------------
@@ -442,27 +469,42 @@ BAD_DATA = {
 }
 
 
+@pytest.fixture(scope="module")
+def bad_data_trainings(project, tracker, client, tmp_path_factory) -> dict:
+    """`train --config` on each case of BAD_DATA (its own data.csv and training.yaml), and the
+    registry's versions and the tracker's runs before and after them all:
+    {case: (result, seconds, data path)}, (before, after)."""
+    config = (project / "configs" / "training.yaml").read_text()
+    calls, paths = [], {}
+    for index, (case, (change, _)) in enumerate(BAD_DATA.items()):
+        folder = tmp_path_factory.mktemp(f"bad-data-{index}")
+        path = paths[case] = folder / "data.csv"
+        if change is None:
+            path.write_text("")
+        else:
+            change(_breast_cancer()).to_csv(path, index=False)
+        (folder / "training.yaml").write_text(
+            config.replace("source: sklearn:breast_cancer", f"source: {path}")
+        )
+        calls.append((["train", "--config", str(folder / "training.yaml")], {}))
+    tracker.ready()
+    before = versions(client).keys(), run_ids(client)
+    results = user_calls(project, calls)
+    after = versions(client).keys(), run_ids(client)
+    found = {case: (*result, paths[case]) for case, result in zip(BAD_DATA, results, strict=True)}
+    return found, (before, after)
+
+
 @pytest.mark.parametrize("case", list(BAD_DATA))
 def test_bad_data_is_one_line_naming_the_column_or_rule_and_nothing_is_registered(
-    project, tracker, client, tmp_path, case
+    bad_data_trainings, case
 ):
-    change, expected = BAD_DATA[case]
-    path = tmp_path / "data.csv"
-    if change is None:
-        path.write_text("")
-    else:
-        change(_breast_cancer()).to_csv(path, index=False)
-    config = (project / "configs" / "training.yaml").read_text()
-    (tmp_path / "training.yaml").write_text(
-        config.replace("source: sklearn:breast_cancer", f"source: {path}")
-    )
-    tracker.ready()
-    before = versions(client), run_ids(client)
-    result, seconds = cli(project, "train", "--config", str(tmp_path / "training.yaml"))
+    found, (before, after) = bad_data_trainings
+    result, seconds, path = found[case]
     print(f"\n[timing] train on bad data ({case}): {seconds:.1f} s")
-    assert one_error_line(result) == expected.format(path=path)
+    assert one_error_line(result) == BAD_DATA[case][1].format(path=path)
     assert "hint: fix the data, or the `data:` rules in configs/training.yaml" in result.stderr
-    assert (versions(client).keys(), run_ids(client)) == (before[0].keys(), before[1])
+    assert after == before  # no version, no run, by any of the cases
 
 
 # ---- Two trainings at once -----------------------------------------------------------------

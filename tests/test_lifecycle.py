@@ -78,34 +78,33 @@ def test_train_against_an_mlflow_server_logs_and_registers(project, mlflow_serve
     assert f"{PACKAGE} v{version.version}" in result.stdout
     assert f"{mlflow_server}/#/experiments/" in result.stdout
 
-    # The ZenML Model Control Plane version of this run records the MLflow registration.
-    query = (
-        "from zenml.client import Client; "
-        f"version = Client().get_model_version('{PACKAGE}', 'latest'); "
-        "print(version.run_metadata['mlflow']['version'], version.run_metadata['metrics'])"
-    )
-    zenml_side = run([".venv/bin/python", "-c", query], cwd=project).stdout.split()
-    assert zenml_side[0] == version.version
-
-    # Plots and the model card in the MLflow run, a local copy of the card, and the same plots
-    # and card as visualizations of the ZenML run (the dashboard shows those).
-    card = logged_reports(client, version, tmp_path)
-    assert "**Gate verdict: promoted** (mode `enforce`)" in card
-    assert "| roc_auc |" in card and "![confusion matrix](plots/confusion_matrix.png)" in card
-    assert "| template version |" in card and "| ZenML pipeline run |" in card
-    assert (project / "outputs" / "model_card.md").read_text() == card
-    assert "model card:        outputs/model_card.md" in result.stdout
+    # ZenML's side, in one process (each imports ZenML): the Model Control Plane version of
+    # this run records the MLflow registration; the run shows the same plots and card as
+    # visualizations (the dashboard shows those).
     query = (
         "from zenml.client import Client; "
         "from zenml.artifacts.utils import load_artifact_visualization as load; "
+        f"version = Client().get_model_version('{PACKAGE}', 'latest'); "
+        "print(version.run_metadata['mlflow']['version'], version.run_metadata['metrics']); "
         f"run = Client().get_pipeline_run('{version.tags['zenml_pipeline_run_id']}'); "
         "html = run.steps['evaluate'].outputs['evaluation_report'][0]; "
         "card = run.steps['promote'].outputs['model_card'][0]; "
         "print(html.visualizations[0].type.value, load(html).value.count('data:image/png')); "
         "print(card.visualizations[0].type.value, load(card).value.splitlines()[0])"
     )
-    shown = run([".venv/bin/python", "-c", query], cwd=project).stdout.splitlines()[-2:]
-    assert shown == ["html 5", f"markdown # Model card: {PACKAGE} v{version.version}"]
+    *_, registered, html, markdown = run(
+        [".venv/bin/python", "-c", query], cwd=project
+    ).stdout.splitlines()
+    assert registered.split()[0] == version.version
+    assert [html, markdown] == ["html 5", f"markdown # Model card: {PACKAGE} v{version.version}"]
+
+    # Plots and the model card in the MLflow run, and a local copy of the card.
+    card = logged_reports(client, version, tmp_path)
+    assert "**Gate verdict: promoted** (mode `enforce`)" in card
+    assert "| roc_auc |" in card and "![confusion matrix](plots/confusion_matrix.png)" in card
+    assert "| template version |" in card and "| ZenML pipeline run |" in card
+    assert (project / "outputs" / "model_card.md").read_text() == card
+    assert "model card:        outputs/model_card.md" in result.stdout
 
 
 def test_train_with_the_embedded_default_keeps_mlflow_in_the_project(project, tmp_path):
@@ -122,9 +121,16 @@ def test_train_with_the_embedded_default_keeps_mlflow_in_the_project(project, tm
     assert not (project / "mlruns").exists() and not Path("mlruns").exists()
 
 
-def test_a_second_training_registers_the_next_version(project, mlflow_server):
+def test_a_second_training_registers_the_next_version_reusing_no_lost_artifact(
+    project, mlflow_server
+):
+    """`make clean` deletes .zenml-artifacts while ZenML's store keeps its cache of the data
+    steps: the next training must not be handed cached artifacts whose files are gone. (A
+    second training with the artifacts in place: the embedded one above, and every module
+    that trains twice.)"""
     client = MlflowClient(mlflow_server)
     before = int(latest_version(client).version)
+    shutil.rmtree(project / ".zenml-artifacts")
     train(project, MLFLOW_TRACKING_URI=mlflow_server)
     assert int(latest_version(client).version) == before + 1
 
@@ -136,18 +142,6 @@ def test_a_second_training_registers_the_next_version(project, mlflow_server):
     )
     assert int(latest_version(client).version) == before + 1
     assert "nothing trained" in result.stdout
-
-
-def test_training_after_the_artifact_folder_is_deleted_reuses_no_lost_artifact(
-    project, mlflow_server
-):
-    """`make clean` deletes .zenml-artifacts while ZenML's store keeps its cache of the data
-    steps: the next training must not be handed cached artifacts whose files are gone."""
-    client = MlflowClient(mlflow_server)
-    before = int(latest_version(client).version)
-    shutil.rmtree(project / ".zenml-artifacts")
-    train(project, MLFLOW_TRACKING_URI=mlflow_server)
-    assert int(latest_version(client).version) == before + 1
 
 
 # The generated project's `make lint` and `make test` run in tests/test_ci.py, as its CI job

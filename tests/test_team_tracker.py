@@ -24,7 +24,7 @@ import pytest
 from mlflow import MlflowClient
 
 import servers
-from conftest import render
+from conftest import cli_calls, render
 
 pytestmark = pytest.mark.lifecycle
 
@@ -145,22 +145,34 @@ def test_doctor_reports_the_backend_the_artifacts_and_the_permission(alice):
     )
 
 
-@pytest.mark.parametrize(
-    ("command", "kind", "purpose"),
-    [
-        (["train"], "experiment", "training"),
-        (["batch-infer"], "experiment", "batch inference"),
-        (["promote", "--version", "1"], "registered model", "promote"),
-        (["rollback"], "registered model", "rollback"),
-    ],
-)
-def test_a_reader_is_stopped_before_any_pipeline_with_one_line(
-    alice, bob, team, command, kind, purpose
-):
+READER_REFUSALS = [
+    (["train"], "experiment", "training"),
+    (["batch-infer"], "experiment", "batch inference"),
+    (["promote", "--version", "1"], "registered model", "promote"),
+    (["rollback"], "registered model", "rollback"),
+]
+
+
+@pytest.fixture(scope="module")
+def reader_refusals(alice, bob, team) -> tuple[dict, tuple[int, int]]:
+    """bob (READ) runs each command of READER_REFUSALS (each a process of its own:
+    conftest.cli_calls): {command: (result, seconds)}, and the experiment's runs before and
+    after them all."""
     client = alice.client(team.uri)
     experiment = client.get_experiment_by_name(MODEL).experiment_id
-    runs_before = len(client.search_runs([experiment]))
-    result, seconds = bob.cli(*command)
+    before = len(client.search_runs([experiment]))
+    results = cli_calls(bob.path, [(command, bob.env()) for command, _, _ in READER_REFUSALS])
+    after = len(client.search_runs([experiment]))
+    commands = [" ".join(command) for command, _, _ in READER_REFUSALS]
+    return dict(zip(commands, results, strict=True)), (before, after)
+
+
+@pytest.mark.parametrize(("command", "kind", "purpose"), READER_REFUSALS)
+def test_a_reader_is_stopped_before_any_pipeline_with_one_line(
+    reader_refusals, team, command, kind, purpose
+):
+    results, (runs_before, runs_after) = reader_refusals
+    result, seconds = results[" ".join(command)]
     print(f"\n[timing] {' '.join(command)} refused for a reader in {seconds:.1f} s")
     assert result.returncode == 1
     error, hint = (result.stdout + result.stderr).strip().splitlines()[-2:]
@@ -170,7 +182,7 @@ def test_a_reader_is_stopped_before_any_pipeline_with_one_line(
     )
     assert hint.startswith("hint: docs/team-tracker.md")
     assert "pipeline" not in result.stdout.lower()  # no pipeline started
-    assert len(client.search_runs([experiment])) == runs_before
+    assert runs_after == runs_before  # by any of the refused commands
 
 
 def grant(team, owner: Member, user: str, resource_type: str, resource_id: str) -> None:

@@ -29,7 +29,7 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 import servers
-from conftest import render
+from conftest import cli_calls, render
 from servers import SERVICE_ACCOUNT, MariadbServer, ZenmlServer, free_port
 
 pytestmark = pytest.mark.lifecycle
@@ -280,9 +280,30 @@ def error_line(result) -> str:
     return error
 
 
+@pytest.fixture(scope="module")
+def refused(project, zenml_server) -> tuple[str, dict]:
+    """login and train with a wrong API key, then with the server down, then login without a
+    key, each a process of its own (conftest.cli_calls): (the URL that is down,
+    {(command, "wrong key" | "down" | "no key"): result})."""
+    down = f"http://127.0.0.1:{free_port()}"
+    settings = {
+        "wrong key": {"ZENML_STORE_API_KEY": "ZENKEY_wrong"},
+        "down": {"ZENML_STORE_URL": down, "ZENML_STORE_API_KEY": zenml_server.api_key},
+    }
+    cases = [(command, why) for why in settings for command in ("login", "train")]
+    calls = [([command], project_env(**settings[why])) for command, why in cases]
+    cases.append(("login", "no key"))
+    calls.append((["login"], project_env()))
+    found = {}
+    for case, (result, _) in zip(cases, cli_calls(project, calls), strict=True):
+        OUTPUTS.append(result.stdout + result.stderr)
+        found[case] = result
+    return down, found
+
+
 @pytest.mark.parametrize("command", ["login", "train"])
-def test_a_wrong_api_key_is_one_clear_line(project, zenml_server, command):
-    result = cli(project, command, ZENML_STORE_API_KEY="ZENKEY_wrong")
+def test_a_wrong_api_key_is_one_clear_line(refused, zenml_server, command):
+    result = refused[1][command, "wrong key"]
     assert result.returncode == 1
     assert error_line(result) == (
         f"error: API key rejected by ZenML server {zenml_server.url}: set ZENML_STORE_API_KEY "
@@ -291,15 +312,15 @@ def test_a_wrong_api_key_is_one_clear_line(project, zenml_server, command):
 
 
 @pytest.mark.parametrize("command", ["login", "train"])
-def test_a_server_that_is_down_is_one_clear_line(project, zenml_server, command):
-    down = f"http://127.0.0.1:{free_port()}"
-    result = cli(project, command, ZENML_STORE_URL=down, ZENML_STORE_API_KEY=zenml_server.api_key)
+def test_a_server_that_is_down_is_one_clear_line(refused, command):
+    down, results = refused
+    result = results[command, "down"]
     assert result.returncode == 1
     assert error_line(result).startswith(f"error: ZenML server {down} is unreachable")
 
 
-def test_a_missing_api_key_is_one_clear_line(project, zenml_server):
-    result = cli(project, "login")
+def test_a_missing_api_key_is_one_clear_line(refused, zenml_server):
+    result = refused[1]["login", "no key"]
     assert result.returncode == 1
     assert error_line(result) == (
         f"error: ZenML server {zenml_server.url} needs an API key: set ZENML_STORE_API_KEY in "
