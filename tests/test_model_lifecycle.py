@@ -44,6 +44,7 @@ def project(tmp_path_factory, mlflow_server) -> Path:
         mlflow_tracking_uri="https://mlflow.team.example.com",
         production_stack="kubernetes",  # for the `deploy --target kubernetes` test
         hyperparameter_tuning=True,
+        monitoring=True,  # batch inference's drift check comes with it
     )
     run(["make", "setup"], cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
     for mode in ("enforce", "dry_run"):  # a deliberately worse model, judged in each mode

@@ -86,7 +86,6 @@ PACKAGE_FILES = [
     "ml/batch.py",
     "ml/data.py",
     "ml/dataset.py",
-    "ml/drift.py",
     "ml/features.py",
     "ml/metrics.py",
     "ml/model.py",
@@ -132,7 +131,6 @@ PROJECT_FILES = [
     "tests/test_config.py",
     "tests/test_credentials.py",
     "tests/test_data.py",
-    "tests/test_drift.py",
     "tests/test_e2e.py",
     "tests/test_gate.py",
     "tests/test_internals.py",
@@ -237,12 +235,14 @@ def test_exact_file_set(rendered):
         expected |= {f"src/{package}/ml/tuning.py", "tests/test_tuning.py"}
     if answers["sql_database"]:  # sql: sources and outputs, and their tests on SQLite
         expected |= {f"src/{package}/ml/sql.py", "tests/test_sql.py"}
-    if answers["monitoring"]:  # live performance, retraining, and its daily CI schedule
+    if answers["monitoring"]:  # drift, live performance, retraining, its daily CI schedule
         expected |= {
             f"src/{package}/cli_monitoring.py",
+            f"src/{package}/ml/drift.py",
             f"src/{package}/ml/monitoring.py",
             f"src/{package}/pipelines/monitoring.py",
             "configs/monitoring.yaml",
+            "tests/test_drift.py",
             "tests/test_monitoring.py",
         }
         if answers["ci_provider"] == "github":
@@ -301,7 +301,8 @@ def test_pyproject_describes_the_package(rendered):
     assert pyproject["project"]["authors"][0]["name"] == answers["author_name"]
     dependencies = pyproject["project"]["dependencies"]
     assert "zenml[local]==0.98.*" in dependencies and "mlflow>=3.17,<3.19" in dependencies
-    assert {"rich>=13", "matplotlib>=3.8", "scipy>=1.11"} <= set(dependencies)
+    assert {"rich>=13", "matplotlib>=3.8"} <= set(dependencies)
+    assert ("scipy>=1.11" in dependencies) == answers["monitoring"]  # the drift statistics
     tensorflow = [d for d in dependencies if d.startswith(("tensorflow", "keras"))]
     if answers["model_framework"] == "tensorflow":
         assert any(d.startswith("tensorflow-cpu") and "x86_64" in d for d in tensorflow)
@@ -426,13 +427,16 @@ def test_pipeline_configs_name_the_package_model(rendered):
         config = yaml.safe_load((configs / name).read_text())
         assert config["model_name"] == answers["package_name"]
         assert config["alias"] == "champion"
-    drift = yaml.safe_load((configs / "batch_inference.yaml").read_text())["drift"]
-    assert drift == {
-        "mode": "warn",
-        "p_value": 0.05,
-        "drift_share": 0.0,
-        "report": "outputs/drift_report.md",
-    }
+    drift = yaml.safe_load((configs / "batch_inference.yaml").read_text()).get("drift")
+    if answers["monitoring"]:  # the drift check comes with monitoring
+        assert drift == {
+            "mode": "warn",
+            "p_value": 0.05,
+            "drift_share": 0.0,
+            "report": "outputs/drift_report.md",
+        }
+    else:
+        assert drift is None
 
 
 def test_sql_follows_the_answer(rendered):
@@ -473,8 +477,8 @@ def test_tuning_section_follows_the_answer(rendered):
 
 
 def test_monitoring_and_its_shadow_challenger_follow_the_answers(rendered):
-    """Monitoring's code, Makefile targets, CI schedule, ZenML schedule, README sections and
-    tests come only with its answer (without it, the README says how to turn it on); the shadow
+    """Monitoring's code (the drift check of batches too), Makefile targets, CI schedule, ZenML
+    schedule, README sections and tests come only with its answer (without it, the README says how to turn it on); the shadow
     challenger, asked only then, likewise on top of it."""
     project, answers = rendered
     package = project / "src" / answers["package_name"]
@@ -483,6 +487,9 @@ def test_monitoring_and_its_shadow_challenger_follow_the_answers(rendered):
     makefile = (project / "Makefile").read_text()
     asked = answers["monitoring"]
     assert ("def monitor(" in code) == ("def retrain(" in code) == ("live_only" in code) == asked
+    assert ("def detect_drift(" in code) == ("def check_drift(" in code) == asked
+    assert ("- **Data drift.**" in readme) == ('"scipy' in (project / "pyproject.toml").read_text())
+    assert ("- **Data drift.**" in readme) == asked
     assert ("\nmonitor:" in makefile) == ("\nretrain:" in makefile) == asked
     assert ("promote --version N --live" in readme) == asked
     assert ("copier update -d monitoring=true" in readme) != asked

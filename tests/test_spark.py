@@ -58,7 +58,7 @@ def cluster(project):
 def batch_infer(project: Path, server: str, name: str, **settings) -> subprocess.CompletedProcess:
     """`batch-infer` with configs/batch_inference.yaml changed by `settings`, saved as NAME."""
     config = yaml.safe_load((project / "configs" / "batch_inference.yaml").read_text())
-    config.update(pass_through=["id"], drift={"mode": "disabled"}, **settings)
+    config.update(pass_through=["id"], **settings)
     (project / "configs" / name).write_text(yaml.safe_dump(config, sort_keys=False))
     return subprocess.run(
         [str(project / ".venv" / "bin" / PACKAGE), "batch-infer", "--config", f"configs/{name}"],
