@@ -2,8 +2,8 @@
 """Your feature engineering: columns the model computes from the raw ones.
 
 It runs inside the saved model (the first step of its scikit-learn Pipeline, for every
-framework), so the endpoint, batch inference and the drift check all take the
-raw columns, and a feature is computed the same way in training and in serving.
+framework), so the endpoint and batch inference take the raw columns, and a feature
+is computed the same way in training and in serving.
 """
 
 import pandas as pd
