@@ -478,8 +478,8 @@ def test_tuning_section_follows_the_answer(rendered):
 
 def test_monitoring_and_its_shadow_challenger_follow_the_answers(rendered):
     """Monitoring's code (the drift check of batches too), Makefile targets, CI schedule, ZenML
-    schedule, README sections and tests come only with its answer (without it, the README says how to turn it on); the shadow
-    challenger, asked only then, likewise on top of it."""
+    schedule, README sections and tests come only with its answer (without it, the README says
+    how to turn it on); the shadow challenger, asked only then, likewise on top of it."""
     project, answers = rendered
     package = project / "src" / answers["package_name"]
     code = "".join(path.read_text() for path in package.rglob("*.py"))
