@@ -444,7 +444,8 @@ BAD_DATA = {
     ),
     "unseen label": (
         _with_an_unknown_label,
-        "error: target column 'target' has label(s) ['2'] not in data.labels [0, 1]",
+        "error: target column 'target' has label(s) ['2'] not in data.labels [0, 1]: list your "
+        "labels there (configs/training.yaml), or [] for any",
     ),
     "an id and a date": (
         lambda frame: frame.assign(
