@@ -54,7 +54,8 @@ def ml_work(package: str) -> dict[str, float]:
     times["fit"] = time.perf_counter() - mark
     mark = time.perf_counter()
     test_features, test_y = test_set.drop(columns=[data.target]), test_set[data.target]
-    metrics.evaluate(model, test_features, test_y, data.task, data.average)
+    average = [data.average] if data.task == "classification" else []  # only the task's code
+    metrics.evaluate(model, test_features, test_y, *average)
     with tempfile.TemporaryDirectory() as folder:
         plots.plot_evaluation(model, test_features, test_y, Path(folder))
     times["evaluate"] = time.perf_counter() - mark
