@@ -57,11 +57,15 @@ bench: uv ## Time the generated project: lifecycle, serving, caching; then the s
 SCALE_ROWS ?= 200000,2000000,20000000
 SCALE_ENGINES ?= pandas,spark-local,spark-cluster
 TRAIN_ROWS ?= 500000 5000000
+# The default answers (no large_data) read a batch whole: sizes that fit in memory.
+DEFAULT_SCALE_ROWS ?= 200000,2000000
 bench-scale: uv ## Only the scale tables: batch inference and training at millions of rows
 	$(UV) sync --locked
 	$(UV) run python benchmarks/scale.py --rows $(SCALE_ROWS) --engines $(SCALE_ENGINES)
+	$(UV) run python benchmarks/scale.py --no-large-data --rows $(DEFAULT_SCALE_ROWS) --engines pandas
 	rm -rf build/train-scale
-	$(UV) run copier copy --trust --defaults --vcs-ref HEAD -d project_name="Train Scale" . build/train-scale
+	$(UV) run copier copy --trust --defaults --vcs-ref HEAD -d project_name="Train Scale" \
+		-d large_data=true . build/train-scale
 	$(MAKE) -C build/train-scale setup
 	$(UV) run python benchmarks/train_scale.py build/train-scale --rows $(TRAIN_ROWS)
 

@@ -80,12 +80,13 @@ def timed(command: list[str], cwd: Path, env: dict, required: bool = True) -> tu
     return (None if done.returncode else wall), peak, done.stdout + done.stderr
 
 
-def project(base: Path, task: str, ref: str, spark: bool, env: dict) -> Path:
+def project(base: Path, task: str, ref: str, spark: bool, large_data: bool, env: dict) -> Path:
     destination = base / task
     subprocess.run(
         [sys.executable, "-m", "copier", "copy", "--trust", "--defaults", "--vcs-ref", ref,
          "-d", "project_name=Scale Bench", "-d", f"task={task}",
-         "-d", f"spark_engine={str(spark).lower()}", str(TEMPLATE), str(destination)],
+         "-d", f"spark_engine={str(spark).lower()}", "-d", f"large_data={str(large_data).lower()}",
+         str(TEMPLATE), str(destination)],
         check=True, capture_output=True, env=env,
     )  # fmt: skip
     for target in ("setup", "train"):
@@ -116,6 +117,12 @@ def main() -> None:
     parser.add_argument("--ref", default="HEAD", help="template git ref (HEAD: the work tree)")
     parser.add_argument("--chunk-rows", type=int, default=100_000)
     parser.add_argument(
+        "--large-data",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the large_data answer (--no-large-data: batches read whole, the default answers)",
+    )
+    parser.add_argument(
         "--floor-max-rows",
         type=int,
         default=5_000_000,
@@ -130,14 +137,18 @@ def main() -> None:
         "ZENML_ANALYTICS_OPT_IN": "false",
     }
     env.pop("MLFLOW_TRACKING_URI", None)
-    print(f"template {args.ref}, chunk_rows {args.chunk_rows:,}, {os.cpu_count()} cores")
+    print(
+        f"template {args.ref}, large_data {args.large_data}, chunk_rows {args.chunk_rows:,}, "
+        f"{os.cpu_count()} cores"
+    )
     print(
         "| table | rows | engine | wall s | floor s | ratio | peak GB | floor GB | rows/s | same |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     with ExitStack() as stack:
         for task in args.tasks.split(","):
-            root = project(base, task, args.ref, any(e != "pandas" for e in engines), env)
+            spark = any(e != "pandas" for e in engines)
+            root = project(base, task, args.ref, spark, args.large_data, env)
             python = root / ".venv" / "bin" / "python"
             master = "local[*]"
             if "spark-cluster" in engines:

@@ -3,7 +3,8 @@
     python benchmarks/train_scale.py build/demo                   # 500,000 and 5,000,000 rows
     python benchmarks/train_scale.py build/demo --rows 500000 --sample-rows 100000
 
-PROJECT is a rendered project after `make setup` (classification, the default answers). For each
+PROJECT is a rendered project after `make setup` (classification; `--sample-rows` needs the
+large_data answer, which also makes training read only its columns). For each
 row count, scikit-learn's breast_cancer table (30 numeric columns, a 0/1 target) is resampled to
 that many rows (seeded, with noise of 1 % of each column's spread, so rows differ) plus an `id`
 column, written to PROJECT/data/train_scale_<rows>.parquet; configs/training.yaml is pointed at

@@ -61,6 +61,7 @@ def project(tmp_path_factory, postgres) -> Path:
         tmp_path_factory.mktemp("data-sources") / "shop-risk",
         project_name="Shop Risk",
         sql_database=True,
+        large_data=True,  # tables of millions of rows: queries read and written in chunks
     )
     run(["make", "setup"], cwd=project)
     run([".venv/bin/python", "-c", MAKE_TABLE, postgres.url], cwd=project)

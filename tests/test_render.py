@@ -28,6 +28,7 @@ ANSWER_SETS = {
         "container_registry_uri": "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
         "zenml_server_url": "https://zenml.example.com",
         "hyperparameter_tuning": True,
+        "large_data": True,
         "spark_engine": True,
         "monitoring": True,
         "shadow_challenger": True,  # with spark: the config refuses shadow on engine: spark
@@ -452,6 +453,21 @@ def test_sql_follows_the_answer(rendered):
     assert ("sqlalchemy>=2.0" in dependencies["dependencies"]) == asked
     batch = yaml.safe_load((project / "configs" / "batch_inference.yaml").read_text())
     assert ("output_mode" in batch) == asked
+
+
+def test_large_data_follows_the_answer(rendered):
+    """Streaming batches, training on a sample and reading only the training columns come with
+    large_data; without it batches are read whole and the README says how to switch."""
+    project, answers = rendered
+    asked = answers["large_data"]
+    package = project / "src" / answers["package_name"]
+    readme = (project / "README.md").read_text()
+    assert ("copier update -d large_data=true" in readme) != asked
+    training = yaml.safe_load((project / "configs" / "training.yaml").read_text())
+    assert ("sample_rows" in training["data"]) == asked
+    streams = (package / "ml" / "streams.py").read_text()
+    assert all((name in streams) == asked for name in ("def read_ahead", "class Progress"))
+    assert ("columns: Sequence" in (package / "ml" / "dataset.py").read_text()) == asked
 
 
 def test_tuning_section_follows_the_answer(rendered):
