@@ -26,7 +26,7 @@ def project(tmp_path_factory, mlflow_server) -> Path:
         tmp_path_factory.mktemp("regression") / "house-prices",
         project_name="House Prices",
         task="regression",
-        large_data="true",  # training on a sample (data.sample_rows), batches streamed
+        large_data=True,  # training on a sample (data.sample_rows), batches streamed
     )
     run(["make", "setup"], cwd=project)
     yield project
