@@ -43,8 +43,7 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
 def tracking_uri(spec: dict[str, Any]) -> str:
     """The tracking URI of a stack's MLflow tracker (the embedded database if it has none)."""
     components = spec["components"]
-    uri = components.get("experiment_tracker", {}).get("configuration", {}).get("tracking_uri")
-    if uri:
+    if uri := components.get("experiment_tracker", {}).get("configuration", {}).get("tracking_uri"):
         return uri
     artifact_store = Path(components["artifact_store"]["configuration"]["path"])
     return f"sqlite:///{artifact_store / 'mlflow.db'}"  # where ZenML's embedded MLflow keeps it
