@@ -95,8 +95,7 @@ def rollback(client: MlflowClient, name: str, context: dict[str, str]) -> tuple[
     current = version_by_alias(client, name, CHAMPION)
     if current is None:
         raise ProjectError(f"model '{name}' has no champion to roll back")
-    previous = current.tags.get(PREVIOUS_CHAMPION_TAG)
-    if not previous:
+    if not (previous := current.tags.get(PREVIOUS_CHAMPION_TAG)):
         raise ProjectError(f"champion v{current.version} replaced no earlier champion")
     set_alias(client, name, CHAMPION, previous)
     note = f"{context['time']} by {context['user']}"
