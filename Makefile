@@ -7,8 +7,8 @@ unexport PYTHONDONTWRITEBYTECODE
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 DEMO_DIR := build/demo
 # Test workers (pytest-xdist; a test module stays on one worker, its tests in order). Two suit
-# a 2-core machine, which they keep busy: `make test` took 13 min (449 tests, 2026-12-04; 21-23
-# min on a machine 1.7x slower).
+# a 2-core machine, which they keep busy: `make test` took 16 min 27 s (485 tests, 2026-12-05;
+# about 1.7x as long on a machine 1.7x slower).
 # WORKERS=0 runs serially.
 WORKERS ?= 2
 RUNS ?= 3
