@@ -82,6 +82,14 @@ def render(destination: Path, **answers: str) -> Path:
     return destination
 
 
+def python_on_path(version: str) -> dict[str, str]:
+    """The environment in which `make setup` finds Python `version`: uv cannot download
+    interpreters here, so put pyenv's first (pyenv's shims name a version it has not made
+    global, and fail)."""
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin"))
+    return {"PATH": os.pathsep.join([str(p) for p in pyenv[-1:]] + [os.environ["PATH"]])}
+
+
 def run(command: list[str] | str, cwd: Path, env: dict | None = None, timeout: int = 900):
     """Run a command, failing the test with its output when it fails. The tracking URI is only
     what `env` says (mlflow.set_tracking_uri in a test exports MLFLOW_TRACKING_URI)."""

@@ -3,6 +3,7 @@ and the session's MLflow server: train from a query, batch-infer into a table, `
 --if-changed` following the query's result, bad database settings refused in one line before
 the pipeline, and the project's own `make test` passing on those configs (training from
 PostgreSQL, the batch from a Parquet file). The database password must land nowhere but .env.
+The project runs on the oldest Python it supports, 3.10.
 
 The tests run in order and share one project, as a user would work through it.
 """
@@ -20,7 +21,7 @@ import yaml
 from mlflow import MlflowClient
 
 import servers
-from conftest import cli_calls, render, run
+from conftest import cli_calls, python_on_path, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -62,8 +63,11 @@ def project(tmp_path_factory, postgres) -> Path:
         project_name="Shop Risk",
         sql_database=True,
         large_data=True,  # tables of millions of rows: queries read and written in chunks
+        python_version="3.10",  # the oldest supported (test_regression: the newest)
     )
-    run(["make", "setup"], cwd=project)
+    run(["make", "setup"], cwd=project, env=python_on_path("3.10"))
+    version = run([".venv/bin/python", "--version"], cwd=project).stdout
+    assert version.startswith("Python 3.10."), version
     run([".venv/bin/python", "-c", MAKE_TABLE, postgres.url], cwd=project)
     (project / ".env").write_text(f"DATABASE_URL={postgres.url}\n")
     (project / ".env").chmod(0o600)

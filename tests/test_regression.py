@@ -1,6 +1,7 @@
 """`task: regression`: a generated project predicts a number through the whole lifecycle, against
 a real MLflow server: errors judged against maximums, regression plots, a numeric endpoint and
-batch output; a regressor checked before any pipeline; a changed problem named by the gate."""
+batch output; a regressor checked before any pipeline; a changed problem named by the gate.
+The project runs on the newest Python it supports, 3.13."""
 
 import csv
 import json
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import render, run
+from conftest import python_on_path, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -27,8 +28,11 @@ def project(tmp_path_factory, mlflow_server) -> Path:
         project_name="House Prices",
         task="regression",
         large_data=True,  # training on a sample (data.sample_rows), batches streamed
+        python_version="3.13",  # the newest supported (test_data_sources: the oldest)
     )
-    run(["make", "setup"], cwd=project)
+    run(["make", "setup"], cwd=project, env=python_on_path("3.13"))
+    version = run([".venv/bin/python", "--version"], cwd=project).stdout
+    assert version.startswith("Python 3.13."), version
     yield project
     run(["make", "undeploy"], cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
 
