@@ -272,19 +272,21 @@ def test_a_tracker_restart_during_training_is_survived(project, tracker, client)
 
 def test_answers_cut_off_by_the_tracker_are_survived_by_step_retries(project, tracker, client):
     """The restart above, made deterministic: a server dying while it answers cuts the answer
-    off, which MLflow's client does not retry. Here the answers to the first request in the
-    train step's body (its dataset input) and to the model version's creation (register) are
-    cut; each step's body runs once more, and the training completes with one MLflow run and
-    one registered version."""
+    off, which MLflow's client does not retry. Here the answers to the creation of the
+    training's MLflow run (ZenML opens it before the train step's body), to the first request
+    in that body (its dataset input) and to the model version's creation (register) are cut;
+    each runs once more, and the training completes with one MLflow run and one registered
+    version."""
     tracker.ready()
-    cut = (b"/api/2.0/mlflow/runs/log-inputs", b"/api/2.0/mlflow/model-versions/create")
+    cut = (b"/api/2.0/mlflow/runs/create", b"/api/2.0/mlflow/runs/log-inputs")
+    cut += (b"/api/2.0/mlflow/model-versions/create",)
     with cutting_proxy(tracker.uri, *cut) as proxy:
         result, _ = cli(project, "train", "--no-cache", MLFLOW_TRACKING_URI=proxy)
     output = succeeded(result)
     retried = re.findall(
         r"stopped answering during the command .*; step (\w+) runs again in 5 s", output
     )
-    assert retried == ["train", "register"], output  # both were hit, and run again
+    assert retried == ["train", "train", "register"], output  # each was hit, and run again
     version = versions(client)[model_version(output)]
     run_info = client.get_run(version.run_id)
     assert run_info.info.status == "FINISHED"
