@@ -74,6 +74,11 @@ def _template_folder() -> Path:
     in .copier-answers.yml; tests/test_update.py renders from git, as users do."""
     folder = Path(tempfile.mkdtemp(prefix="template-tests-source-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return copy_working_tree(folder)
+
+
+def copy_working_tree(folder: Path) -> Path:
+    """Copy the template's files as git sees them (committed or not, ignored ones left out)."""
     listed = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
     names = subprocess.run(listed, cwd=TEMPLATE, capture_output=True, text=True, check=True)
     for name in filter(None, names.stdout.split("\0")):

@@ -8,7 +8,6 @@ working tree committed on top and tagged as the next release.
 """
 
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import TEMPLATE, run
+from conftest import TEMPLATE, copy_working_tree, run
 
 LAST_RELEASE = "v0.2.4"  # the last release of the old layout
 RELEASED = (LAST_RELEASE, "v0.3.0")  # tests/releases/, oldest first
@@ -72,11 +71,7 @@ def template(tmp_path_factory) -> tuple[Path, str]:
             release.extractall(repo, filter="data")
         commit(repo, f"Release {tag}", tag)
         git(repo, "rm", "-rq", ".")
-    listed = git(TEMPLATE, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    for name in filter(None, listed.split("\0")):
-        if (TEMPLATE / name).is_file():  # deleted but not yet committed: skipped
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(TEMPLATE / name, repo / name)
+    copy_working_tree(repo)
     tag = next_release(repo)
     commit(repo, "The working tree", tag)
     return repo, tag
