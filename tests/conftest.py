@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,17 +110,17 @@ def python_on_path(version: str) -> dict[str, str]:
 
 def run(command: list[str] | str, cwd: Path, env: dict | None = None, timeout: int = 900):
     """Run a command, failing the test with its output when it fails. The tracking URI is only
-    what `env` says (mlflow.set_tracking_uri in a test exports MLFLOW_TRACKING_URI)."""
+    what `env` says (mlflow.set_tracking_uri in a test exports MLFLOW_TRACKING_URI). A
+    project's command (`.venv/bin/<package>`) runs through project_command()."""
     base = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        env={**base, **(env or {})},
-        shell=isinstance(command, str),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    env = {**base, **(env or {})}
+    if isinstance(command, list) and (project := _project_of(command[0])):
+        result, _ = project_command(project, command[1:], env, cwd, timeout)
+    else:
+        shell = isinstance(command, str)
+        result = subprocess.run(
+            command, cwd=cwd, env=env, shell=shell, capture_output=True, text=True, timeout=timeout
+        )
     if result.returncode != 0:
         pytest.fail(
             f"{command} exited {result.returncode}\n"
@@ -128,80 +129,133 @@ def run(command: list[str] | str, cwd: Path, env: dict | None = None, timeout: i
     return result
 
 
-# Runs the project's command once per call, each call in its own process forked from one that
-# has imported the command's program (<package>.__main__, what the console script imports), then
-# given the call's working directory, environment and arguments: the exit code, stdout and
-# stderr a user gets, without importing the program again (~1 s) per variation of a check.
-_FORKED_CALLS = r"""
-import importlib, json, os, signal, sys, time
-package, calls = sys.argv[1], json.loads(sys.stdin.read())
-program = importlib.import_module(package + ".__main__")
-answers = []
-for call in calls:
-    started = time.perf_counter()
-    sys.stdout.flush()
-    sys.stderr.flush()
+# The project's command, each call in a process of its own forked from one that has imported
+# the libraries every command imports (ZenML, MLflow and their stores, scikit-learn, pandas):
+# ~4 s of a 6-12 s command, and most of the suite's CPU. The project's own package is imported
+# in the forked process, so an edit a test makes to its code is what runs. The call gets its
+# working directory, environment (ZenML's settings included: a server per set of them),
+# arguments, exit code, stdout and stderr, as from `.venv/bin/<package> ARGS`.
+_FORK_SERVER = r"""
+import importlib, json, os, signal, sys, warnings
+# Answers go to the test through a copy of stdout; what the libraries print goes to stderr.
+answers = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+# numpy's BLAS starts its threads on import (Python 3.12+ warns of them); it is fork-safe.
+warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+PRELOADED = '''
+pandas pyarrow.parquet matplotlib.figure sklearn.pipeline sklearn.compose sklearn.ensemble
+sklearn.linear_model sklearn.metrics sklearn.inspection mlflow mlflow.sklearn
+mlflow.store.tracking.sqlalchemy_store mlflow.store.model_registry.sqlalchemy_store zenml.client
+zenml.zen_stores.sql_zen_store zenml.integrations.mlflow.flavors zenml.deployers zenml.log_stores
+zenml.orchestrators.local.local_orchestrator
+'''
+for name in PRELOADED.split():
+    try:
+        importlib.import_module(name)
+    except ImportError:  # a library this project does not have
+        pass
+for line in sys.stdin:
+    call = json.loads(line)
     pid = os.fork()
     if pid == 0:
-        signal.alarm(600)  # a call that hangs ends (SIGALRM), and the test sees it fail
+        answers.close()
+        signal.alarm(call["timeout"])  # a call that hangs ends (SIGALRM); the test sees it fail
         os.chdir(call["cwd"])
         os.environ.clear()
         os.environ.update(call["env"])
-        for fd, path in ((1, call["stdout"]), (2, call["stderr"])):
-            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        for fd, path in ((0, os.devnull), (1, call["stdout"]), (2, call["stderr"])):
+            handle = os.open(path, os.O_RDONLY if fd == 0 else os.O_WRONLY | os.O_CREAT, 0o600)
             os.dup2(handle, fd)
             os.close(handle)
         sys.argv = [call["program"], *call["args"]]
+        program = importlib.import_module(call["package"] + ".__main__")
         sys.exit(program.run())  # as the console script: exit handlers, then the exit code
     _, status = os.waitpid(pid, 0)
-    answers.append([os.waitstatus_to_exitcode(status), time.perf_counter() - started])
-print(json.dumps(answers))
+    answers.write(json.dumps(os.waitstatus_to_exitcode(status)) + "\n")
+    answers.flush()
 """
+
+_FORK_SERVERS: dict[tuple, subprocess.Popen] = {}
+
+
+def _fork_server(project: Path, env: dict[str, str]) -> subprocess.Popen:
+    """The project's fork server for ZenML's settings in `env` (read when ZenML is imported)."""
+    zenml_settings = tuple(sorted((k, v) for k, v in env.items() if k.startswith("ZENML_")))
+    key = (project, zenml_settings, env.get("PATH"))
+    server = _FORK_SERVERS.get(key)
+    if server is None or server.poll() is not None:
+        python = str(project / ".venv" / "bin" / "python")
+        server = subprocess.Popen(
+            [python, "-c", _FORK_SERVER, project.name],
+            cwd=project,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        _FORK_SERVERS[key] = server
+    return server
+
+
+@atexit.register
+def stop_fork_servers() -> None:
+    for server in _FORK_SERVERS.values():
+        server.stdin.close()
+        server.wait(timeout=60)
+    _FORK_SERVERS.clear()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fork_servers_per_module() -> Iterator[None]:
+    """Each keeps ~0.4 GB of libraries: those of a module's projects stop with the module."""
+    yield
+    stop_fork_servers()
+
+
+def _project_of(program: str) -> Path | None:
+    """The project whose console script `program` is (`<project>/.venv/bin/<package>`)."""
+    path = Path(program)
+    project = path.parents[2] if len(path.parents) > 2 else None
+    is_script = project and path.parent == project / ".venv" / "bin"
+    return (
+        project if is_script and (project / "src" / path.name / "__main__.py").is_file() else None
+    )
+
+
+def project_command(
+    project: Path, args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: int = 900
+) -> tuple[subprocess.CompletedProcess, float]:
+    """`project/.venv/bin/<package> ARGS` with exactly the environment `env`, in `cwd` (default:
+    the project); its result and wall time (not counting the one-time imports)."""
+    package = next(p.name for p in (project / "src").iterdir() if (p / "__main__.py").is_file())
+    program = str(project / ".venv" / "bin" / package)
+    server = _fork_server(project, env)
+    with tempfile.TemporaryDirectory(prefix="project-command-") as scratch:
+        call = {
+            "package": package,
+            "program": program,
+            "args": list(args),
+            "env": dict(env),
+            "cwd": str(cwd or project),
+            "timeout": timeout,
+            "stdout": f"{scratch}/out",
+            "stderr": f"{scratch}/err",
+        }
+        started = time.perf_counter()
+        server.stdin.write(json.dumps(call) + "\n")
+        server.stdin.flush()
+        answer = server.stdout.readline()
+        seconds = time.perf_counter() - started
+        assert answer, f"the fork server of {project} stopped (exit code {server.poll()})"
+        out, err = Path(call["stdout"]).read_text(), Path(call["stderr"]).read_text()
+        return subprocess.CompletedProcess([program, *args], json.loads(answer), out, err), seconds
 
 
 def cli_calls(
     project: Path, calls: list[tuple[list[str], dict[str, str]]], cwd: Path | None = None
 ) -> list[tuple[subprocess.CompletedProcess, float]]:
-    """The project's command run once per (arguments, environment) in `calls`, in order, as
-    `project/.venv/bin/<package> ARGS` with exactly that environment, in `cwd` (default: the
-    project); each result with its wall time (not counting the one-time import)."""
-    package = next(p.name for p in (project / "src").iterdir() if (p / "__main__.py").is_file())
-    program = str(project / ".venv" / "bin" / package)
-    with tempfile.TemporaryDirectory(prefix="cli-calls-") as scratch:
-        specs = [
-            {
-                "args": list(args),
-                "env": dict(env),
-                "cwd": str(cwd or project),
-                "program": program,
-                "stdout": f"{scratch}/{index}.out",
-                "stderr": f"{scratch}/{index}.err",
-            }
-            for index, (args, env) in enumerate(calls)
-        ]
-        driver = subprocess.run(
-            [str(project / ".venv" / "bin" / "python"), "-c", _FORKED_CALLS, package],
-            cwd=cwd or project,
-            env=calls[0][1],
-            input=json.dumps(specs),
-            capture_output=True,
-            text=True,
-            timeout=300 + 120 * len(calls),
-        )
-        assert driver.returncode == 0, driver.stdout[-3000:] + driver.stderr[-3000:]
-        answers = json.loads(driver.stdout.splitlines()[-1])
-        return [
-            (
-                subprocess.CompletedProcess(
-                    [program, *spec["args"]],
-                    code,
-                    Path(spec["stdout"]).read_text(),
-                    Path(spec["stderr"]).read_text(),
-                ),
-                seconds,
-            )
-            for spec, (code, seconds) in zip(specs, answers, strict=True)
-        ]
+    """project_command() for each (arguments, environment) of `calls`, in order."""
+    return [project_command(project, args, env, cwd) for args, env in calls]
 
 
 @pytest.fixture(scope="session", autouse=True)

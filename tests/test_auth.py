@@ -8,14 +8,13 @@ import os
 import sqlite3
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import cli_calls, render, run
+from conftest import cli_calls, project_command, render, run
 from servers import free_port
 
 pytestmark = pytest.mark.lifecycle
@@ -56,16 +55,7 @@ def cli(
     """Run the project's command (may fail) in cwd (default: the project); return the result
     and its wall time."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-    started = time.perf_counter()
-    result = subprocess.run(
-        [str(project / ".venv" / "bin" / PACKAGE), *args],
-        cwd=cwd or project,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    return result, time.perf_counter() - started
+    return project_command(project, list(args), {**base, **env}, cwd)
 
 
 def test_train_with_basic_auth_registers_a_version_the_user_can_read(project, as_user):

@@ -21,7 +21,7 @@ import yaml
 from mlflow import MlflowClient
 
 import servers
-from conftest import cli_calls, python_on_path, render, run
+from conftest import cli_calls, project_command, python_on_path, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -97,14 +97,8 @@ def edit_yaml(path: Path, edit) -> None:
 def cli(project: Path, server: str, *args: str, env: dict | None = None):
     """The project's command; its exit code and output (kept for the password search)."""
     started = time.perf_counter()
-    result = subprocess.run(
-        [str(project / ".venv" / "bin" / PACKAGE), *args],
-        cwd=project,
-        env={**os.environ, "MLFLOW_TRACKING_URI": server, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server, **(env or {})}
+    result, _ = project_command(project, list(args), env, timeout=600)
     OUTPUTS.append(result.stdout + result.stderr)
     print(f"\n[timing] {PACKAGE} {' '.join(args)}: {time.perf_counter() - started:.1f} s")
     return result

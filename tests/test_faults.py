@@ -26,7 +26,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from conftest import cli_calls, render, run
+from conftest import cli_calls, project_command, render, run
 from servers import basic_auth_env, create_user, cutting_proxy, free_port, wait_until_healthy
 
 pytestmark = pytest.mark.lifecycle
@@ -140,17 +140,9 @@ def cli(project: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProc
     """Run the project's command as a user would (credentials from .env unless `env` says
     otherwise); return the result, without colours, and its wall time."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-    started = time.perf_counter()
-    result = subprocess.run(
-        [command(project), *args],
-        cwd=project,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    result, seconds = project_command(project, list(args), {**base, **env})
     result.stdout, result.stderr = ANSI.sub("", result.stdout), ANSI.sub("", result.stderr)
-    return result, time.perf_counter() - started
+    return result, seconds
 
 
 def succeeded(result: subprocess.CompletedProcess) -> str:

@@ -20,7 +20,7 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from conftest import logged_reports, render, run
+from conftest import logged_reports, project_command, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -66,13 +66,7 @@ def run_cli(project: Path, server: str, *args: str, check: bool = True):
     command = [str(project / ".venv" / "bin" / PACKAGE), *args]
     if check:
         return run(command, cwd=project, env={"MLFLOW_TRACKING_URI": server})
-    return subprocess.run(
-        command,
-        cwd=project,
-        env={**os.environ, "MLFLOW_TRACKING_URI": server},
-        capture_output=True,
-        text=True,
-    )
+    return project_command(project, list(args), {**os.environ, "MLFLOW_TRACKING_URI": server})[0]
 
 
 def alias(client: MlflowClient, name: str) -> str:

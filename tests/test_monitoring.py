@@ -20,7 +20,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import render, run
+from conftest import project_command, render, run
 from servers import browser_page
 
 pytestmark = pytest.mark.lifecycle
@@ -89,9 +89,7 @@ def client(mlflow_server) -> MlflowClient:
 
 
 def cli(project: Path, server: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": server}
-    command = [str(project / ".venv" / "bin" / PACKAGE), *args]
-    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+    return project_command(project, list(args), {**os.environ, "MLFLOW_TRACKING_URI": server})[0]
 
 
 def score_day(project: Path, server: str, day: int, shadow: bool = False) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import render, run
+from conftest import project_command, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -107,9 +107,7 @@ def test_a_killed_server_is_down_and_deploy_starts_it_again(project):
         os.kill(pid, signal.SIGKILL)
     time.sleep(1)
     assert "(DOWN)" in run([CLI, "status"], cwd=path, env=env).stdout
-    result = subprocess.run(
-        [CLI, "predict"], cwd=path, env={**os.environ, **env}, capture_output=True, text=True
-    )
+    result, _ = project_command(path, ["predict"], {**os.environ, **env})
     assert result.returncode == 1
     assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
     run([CLI, "deploy"], cwd=path, env=env)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from conftest import python_on_path, render, run
+from conftest import project_command, python_on_path, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -38,14 +38,8 @@ def project(tmp_path_factory, mlflow_server) -> Path:
 
 
 def cli(project: Path, server: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(project / ".venv" / "bin" / PACKAGE), *args],
-        cwd=project,
-        env={**os.environ, "MLFLOW_TRACKING_URI": server},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server}
+    return project_command(project, list(args), env, timeout=600)[0]
 
 
 def training_config(project: Path, name: str, change) -> str:

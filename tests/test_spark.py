@@ -7,6 +7,7 @@ that does not fit the model stops the Spark run with one line and leaves no outp
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +15,7 @@ import pytest
 import yaml
 
 import servers
-from conftest import render, run
+from conftest import project_command, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -60,14 +61,20 @@ def batch_infer(project: Path, server: str, name: str, **settings) -> subprocess
     config = yaml.safe_load((project / "configs" / "batch_inference.yaml").read_text())
     config.update(pass_through=["id"], **settings)
     (project / "configs" / name).write_text(yaml.safe_dump(config, sort_keys=False))
-    return subprocess.run(
-        [str(project / ".venv" / "bin" / PACKAGE), "batch-infer", "--config", f"configs/{name}"],
-        cwd=project,
-        env={**os.environ, "MLFLOW_TRACKING_URI": server},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    args = ["batch-infer", "--config", f"configs/{name}"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": server}
+    return project_command(project, args, env, timeout=600)[0]
+
+
+def completed_apps(cluster, seconds: float = 30) -> list[dict]:
+    """The project's applications the master lists as completed: the driver's JVM ends on its
+    own once the command has exited."""
+    deadline = time.monotonic() + seconds
+    while True:
+        apps = [app for app in cluster.status()["completedapps"] if app["name"] == PACKAGE]
+        if apps or time.monotonic() > deadline:
+            return apps
+        time.sleep(0.5)
 
 
 def test_the_cluster_writes_the_rows_the_pandas_engine_writes(project, mlflow_server, cluster):
@@ -88,7 +95,7 @@ def test_the_cluster_writes_the_rows_the_pandas_engine_writes(project, mlflow_se
     assert on_spark.returncode == 0, on_spark.stdout[-3000:] + on_spark.stderr[-3000:]
     assert "3000" in on_spark.stdout.replace(",", "")  # the rows scored, in the summary
     # It ran on the cluster: an application of the project's name, with both workers' cores.
-    apps = [app for app in cluster.status()["completedapps"] if app["name"] == PACKAGE]
+    apps = completed_apps(cluster)
     assert apps and apps[-1]["cores"] == 2
     expected = pd.read_parquet(project / "outputs" / "a.pq")
     assert (project / "outputs" / "b.parquet").is_dir()  # Spark's part files

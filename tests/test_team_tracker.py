@@ -24,7 +24,7 @@ import pytest
 from mlflow import MlflowClient
 
 import servers
-from conftest import cli_calls, render
+from conftest import cli_calls, project_command, render
 
 pytestmark = pytest.mark.lifecycle
 
@@ -46,11 +46,7 @@ class Member:
         return {**inherited, "ZENML_CONFIG_PATH": str(self.zenml)}
 
     def cli(self, *args: str) -> tuple[subprocess.CompletedProcess, float]:
-        started = time.perf_counter()
-        result = subprocess.run(
-            [CLI, *args], cwd=self.path, env=self.env(), capture_output=True, text=True, timeout=900
-        )
-        return result, time.perf_counter() - started
+        return project_command(self.path, list(args), self.env())
 
     def succeed(self, *args: str) -> float:
         result, seconds = self.cli(*args)
