@@ -434,6 +434,7 @@ def test_pipeline_configs_name_the_package_model(rendered):
             "mode": "warn",
             "p_value": 0.05,
             "drift_share": 0.0,
+            "ignore": [],
             "report": "outputs/drift_report.md",
         }
     else:
