@@ -133,7 +133,7 @@ def run(command: list[str] | str, cwd: Path, env: dict | None = None, timeout: i
 # the libraries every command imports (ZenML, MLflow and their stores, scikit-learn, pandas):
 # ~4 s of a 6-12 s command, and most of the suite's CPU. The project's own package is imported
 # in the forked process, so an edit a test makes to its code is what runs. The call gets its
-# working directory, environment (ZenML's settings included: a server per set of them),
+# working directory and environment (a server per set of the settings ZenML reads on import),
 # arguments, exit code, stdout and stderr, as from `.venv/bin/<package> ARGS`.
 _FORK_SERVER = r"""
 import importlib, json, os, signal, sys, warnings
@@ -178,10 +178,15 @@ for line in sys.stdin:
 _FORK_SERVERS: dict[tuple, subprocess.Popen] = {}
 
 
+# ZenML reads its other settings (zenml/constants.py) when it is imported; these when used.
+_READ_WHEN_USED = ("ZENML_STORE_", "ZENML_CONFIG_PATH")
+
+
 def _fork_server(project: Path, env: dict[str, str]) -> subprocess.Popen:
-    """The project's fork server for ZenML's settings in `env` (read when ZenML is imported)."""
-    zenml_settings = tuple(sorted((k, v) for k, v in env.items() if k.startswith("ZENML_")))
-    key = (project, zenml_settings, env.get("PATH"))
+    """The project's fork server for the settings in `env` that ZenML reads on import."""
+    on_import = [(k, v) for k, v in env.items() if k.startswith("ZENML_")]
+    on_import = [(k, v) for k, v in on_import if not k.startswith(_READ_WHEN_USED)]
+    key = (project, tuple(sorted(on_import)), env.get("PATH"))
     server = _FORK_SERVERS.get(key)
     if server is None or server.poll() is not None:
         python = str(project / ".venv" / "bin" / "python")
