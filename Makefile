@@ -7,7 +7,7 @@ unexport PYTHONDONTWRITEBYTECODE
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 DEMO_DIR := build/demo
 # Test workers (pytest-xdist; a test module stays on one worker, its tests in order). Two suit
-# a 2-core machine, which they keep busy: `make test` took 15-16.5 min (483 tests, 2026-12-05;
+# a 2-core machine, which they keep busy: `make test` took 14 min (483 tests, 2026-12-06;
 # about 1.7x as long on a machine 1.7x slower; three workers: slower, 1.5% idle).
 # WORKERS=0 runs serially.
 WORKERS ?= 2
