@@ -168,6 +168,7 @@ for line in sys.stdin:
             os.dup2(handle, fd)
             os.close(handle)
         sys.argv = [call["program"], *call["args"]]
+        sys.path[0] = os.path.dirname(call["program"])  # as for a script, not -c's directory
         program = importlib.import_module(call["package"] + ".__main__")
         sys.exit(program.run())  # as the console script: exit handlers, then the exit code
     _, status = os.waitpid(pid, 0)
