@@ -113,14 +113,7 @@ def run(command: list[str] | str, cwd: Path, env: dict | None = None, timeout: i
     what `env` says (mlflow.set_tracking_uri in a test exports MLFLOW_TRACKING_URI). A
     project's command (`.venv/bin/<package>`) runs through project_command()."""
     base = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
-    env = {**base, **(env or {})}
-    if isinstance(command, list) and (project := _project_of(command[0])):
-        result, _ = project_command(project, command[1:], env, cwd, timeout)
-    else:
-        shell = isinstance(command, str)
-        result = subprocess.run(
-            command, cwd=cwd, env=env, shell=shell, capture_output=True, text=True, timeout=timeout
-        )
+    result = outcome(command, cwd, {**base, **(env or {})}, timeout)
     if result.returncode != 0:
         pytest.fail(
             f"{command} exited {result.returncode}\n"
@@ -216,6 +209,19 @@ def fork_servers_per_module() -> Iterator[None]:
     """Each keeps ~0.4 GB of libraries: those of a module's projects stop with the module."""
     yield
     stop_fork_servers()
+
+
+def outcome(
+    command: list[str] | str, cwd: Path, env: dict[str, str], timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """A command's result, failed or not, with exactly the environment `env`; a project's
+    command (`.venv/bin/<package>`) through project_command()."""
+    if isinstance(command, list) and (project := _project_of(command[0])):
+        return project_command(project, command[1:], env, cwd, timeout)[0]
+    shell = isinstance(command, str)
+    return subprocess.run(
+        command, cwd=cwd, env=env, shell=shell, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _project_of(program: str) -> Path | None:

@@ -96,11 +96,10 @@ def edit_yaml(path: Path, edit) -> None:
 
 def cli(project: Path, server: str, *args: str, env: dict | None = None):
     """The project's command; its exit code and output (kept for the password search)."""
-    started = time.perf_counter()
     env = {**os.environ, "MLFLOW_TRACKING_URI": server, **(env or {})}
-    result, _ = project_command(project, list(args), env, timeout=600)
+    result, seconds = project_command(project, list(args), env, timeout=600)
     OUTPUTS.append(result.stdout + result.stderr)
-    print(f"\n[timing] {PACKAGE} {' '.join(args)}: {time.perf_counter() - started:.1f} s")
+    print(f"\n[timing] {PACKAGE} {' '.join(args)}: {seconds:.1f} s")
     return result
 
 

@@ -20,7 +20,7 @@ import yaml
 from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
-from conftest import logged_reports, project_command, render, run
+from conftest import logged_reports, outcome, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -66,7 +66,7 @@ def run_cli(project: Path, server: str, *args: str, check: bool = True):
     command = [str(project / ".venv" / "bin" / PACKAGE), *args]
     if check:
         return run(command, cwd=project, env={"MLFLOW_TRACKING_URI": server})
-    return project_command(project, list(args), {**os.environ, "MLFLOW_TRACKING_URI": server})[0]
+    return outcome(command, project, {**os.environ, "MLFLOW_TRACKING_URI": server})
 
 
 def alias(client: MlflowClient, name: str) -> str:

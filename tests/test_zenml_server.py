@@ -29,7 +29,7 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_breast_cancer
 
 import servers
-from conftest import _project_of, cli_calls, project_command, render
+from conftest import cli_calls, outcome, render
 from servers import SERVICE_ACCOUNT, MariadbServer, ZenmlServer, free_port
 
 pytestmark = pytest.mark.lifecycle
@@ -67,17 +67,7 @@ def project_env(**env: str) -> dict[str, str]:
 
 
 def execute(command: list[str], project: Path, **env: str) -> subprocess.CompletedProcess:
-    if program := _project_of(command[0]):
-        result, _ = project_command(program, command[1:], project_env(**env), project)
-    else:
-        result = subprocess.run(
-            command,
-            cwd=project,
-            env=project_env(**env),
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+    result = outcome(command, project, project_env(**env))
     OUTPUTS.append(result.stdout + result.stderr)
     return result
 
