@@ -5,6 +5,7 @@ The project runs on the newest Python it supports, 3.13."""
 
 import csv
 import json
+import math
 import os
 import re
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow import MlflowClient
+from sklearn.datasets import load_diabetes
 
 from conftest import project_command, python_on_path, render, run
 
@@ -109,6 +111,32 @@ def test_a_worse_regressor_is_rejected_on_its_error(project, mlflow_server):
     assert re.search(no_gain + r", needs \+0\.0500: FAILED", result.stdout)
     worse = r"rmse \d+\.\d+ vs champion v\d+ \d+\.\d+: -\d+\.\d+ better, needs \+0\.0000: FAILED"
     assert re.search(worse, result.stdout)
+
+
+def test_a_target_with_zeros_has_no_mape_and_a_threshold_on_it_fails(project, mlflow_server):
+    """Counts and amounts hold zeros, where a percentage error has no value (scikit-learn's is
+    then ~1e15): mape is nan in MLflow, null in the summary, and a maximum on it fails."""
+    frame = load_diabetes(as_frame=True).frame
+    frame["target"] = (frame["target"] - 100).clip(lower=0)  # a third of the rows are 0
+    (project / "data").mkdir(exist_ok=True)
+    frame.to_csv(project / "data" / "visits.csv", index=False)
+
+    def zeros(config):
+        config["data"]["source"] = "data/visits.csv"
+        config["promotion"]["max_metrics"] = {"mape": 0.5}
+
+    config = training_config(project, "zeros.yaml", zeros)
+    summary = project / "outputs" / "zeros.json"
+    result = cli(
+        project, mlflow_server, "train", "--config", config, "--summary-json", str(summary)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mape nan, needs <= 0.5000: FAILED" in result.stdout
+    trained = json.loads(summary.read_text())
+    assert trained["metrics"]["mape"] is None and trained["metrics"]["rmse"] > 0
+    assert trained["verdict"]["result"] == "rejected"
+    metrics = MlflowClient(mlflow_server).get_run(trained["mlflow_run_id"]).data.metrics
+    assert math.isnan(metrics["mape"]) and math.isnan(metrics["baseline_mape"])
 
 
 def test_a_changed_input_schema_is_named_and_only_forced_through(project, mlflow_server):

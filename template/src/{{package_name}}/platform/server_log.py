@@ -3,6 +3,10 @@
 
 import re
 
+# Deployments started at the same moment pick the same free port, and all but one lose it;
+# each loser tries again on the next free one, so this many deployments at once all start.
+PORT_ATTEMPTS = 4
+
 # An exception's last line (`ValueError: ...`) or uvicorn's `ERROR: ...`.
 ERROR_LINE = re.compile(r"[\w.]*(Error|Exception|ERROR)\b")
 
