@@ -502,37 +502,6 @@ def test_bad_data_is_one_line_naming_the_column_or_rule_and_nothing_is_registere
     assert after == before  # no version, no run, by any of the cases
 
 
-# ---- Two trainings at once -----------------------------------------------------------------
-
-
-def test_two_trainings_at_once_both_register_and_the_aliases_stay_consistent(
-    project, tracker, client
-):
-    """Both gates then create the aliases at the same moment: the worst case (MLflow's store
-    refuses one of two simultaneous inserts of a new alias)."""
-    tracker.ready()
-    before = versions(client)
-    for alias in client.get_registered_model(PACKAGE).aliases if before else []:
-        client.delete_registered_model_alias(PACKAGE, alias)
-    first, second = Watched(project, "train"), Watched(project, "train")
-    (code_a, output_a), (code_b, output_b) = first.finish(), second.finish()
-    assert code_a == 0, output_a[-3000:]
-    assert code_b == 0, output_b[-3000:]
-    ours = {model_version(output_a), model_version(output_b)}
-    after = versions(client)
-    assert len(ours) == 2 and set(after) == set(before) | ours  # distinct, and nothing else
-    assert len({after[version].run_id for version in ours}) == 2
-    for version in ours:
-        assert client.get_run(after[version].run_id).info.status == "FINISHED"
-        assert after[version].tags["gate"] == "promoted"  # same data, same metrics
-    aliases = client.get_registered_model(PACKAGE).aliases
-    print(f"\n[fault] two trainings registered v{' and v'.join(sorted(ours))}; aliases {aliases}")
-    assert aliases["champion"] in ours and aliases["challenger"] in ours
-    # Both gates may have read the same (or no) champion: the one recorded must exist.
-    previous = after[aliases["champion"]].tags.get("previous_champion")
-    assert previous is None or previous in set(after) - {aliases["champion"]}
-
-
 # ---- A first training the gate rejects ------------------------------------------------------
 
 
