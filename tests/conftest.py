@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import copier
+import jinja2
 import pytest
 
 import servers
@@ -87,6 +88,27 @@ def copy_working_tree(folder: Path) -> Path:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(TEMPLATE / name, folder / name)
     return folder
+
+
+# Copier compiles every file, path and answer of the template with Jinja again at each render
+# (about 1,500 compilations: 0.7 s of a 1.1 s render, ~130 renders a session). Compiling is a
+# pure function of the source and the options that shape the generated code, so each test
+# process compiles each source once.
+_jinja_compile = jinja2.Environment.compile
+_compiled: dict[tuple, object] = {}
+
+
+@functools.wraps(_jinja_compile)
+def _compile_once(self, source, name=None, filename=None, raw=False, defer_init=False):
+    shaped_by = (self.lexer, tuple(sorted(self.extensions)), self.optimized, self.is_async)
+    shaped_by += (self.autoescape, self.finalize is not None)
+    key = (source, name, filename, raw, defer_init, shaped_by)
+    if key not in _compiled:
+        _compiled[key] = _jinja_compile(self, source, name, filename, raw, defer_init)
+    return _compiled[key]
+
+
+jinja2.Environment.compile = _compile_once
 
 
 def render(destination: Path, **answers: str) -> Path:
