@@ -32,7 +32,10 @@ def project(tmp_path_factory, mlflow_server) -> Path:
         large_data=True,  # training on a sample (data.sample_rows), batches streamed
         python_version="3.13",  # the newest supported (test_data_sources: the oldest)
     )
-    run(["make", "setup"], cwd=project, env=python_on_path("3.13"))
+    # Set up as a user whose MLFLOW_TRACKING_URI names a server: no embedded database is made.
+    env = {**python_on_path("3.13"), "MLFLOW_TRACKING_URI": mlflow_server}
+    run(["make", "setup"], cwd=project, env=env)
+    assert not list(project.glob("*/mlflow.db"))
     version = run([".venv/bin/python", "--version"], cwd=project).stdout
     assert version.startswith("Python 3.13."), version
     yield project

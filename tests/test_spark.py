@@ -43,8 +43,9 @@ def project(tmp_path_factory, mlflow_server) -> Path:
         project_name="Spark Scoring",
         spark_engine=True,
     )
-    run(["make", "setup"], cwd=project)
-    run(["make", "train"], cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    env = {"MLFLOW_TRACKING_URI": mlflow_server}
+    run(["make", "setup"], cwd=project, env=env)
+    run(["make", "train"], cwd=project, env=env)
     (project / "data").mkdir(exist_ok=True)
     run([".venv/bin/python", "-c", MAKE_BATCHES], cwd=project)
     return project

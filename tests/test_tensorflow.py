@@ -30,7 +30,7 @@ def project(tmp_path_factory, mlflow_server) -> Path:
         model_framework="tensorflow",
         hyperparameter_tuning=True,
     )
-    run(["make", "setup"], cwd=project)
+    run(["make", "setup"], cwd=project, env={"MLFLOW_TRACKING_URI": mlflow_server})
     size = subprocess.run(["du", "-sm", ".venv"], cwd=project, capture_output=True, text=True)
     print(f"\n[size] tensorflow project .venv: {size.stdout.split()[0]} MB")
     yield project
