@@ -238,7 +238,7 @@ def outcome(
 ) -> subprocess.CompletedProcess:
     """A command's result, failed or not, with exactly the environment `env`; a project's
     command (`.venv/bin/<package>`) through project_command()."""
-    if isinstance(command, list) and (project := _project_of(command[0])):
+    if isinstance(command, list) and (project := _project_of(Path(cwd, command[0]))):
         return project_command(project, command[1:], env, cwd, timeout)[0]
     shell = isinstance(command, str)
     return subprocess.run(
@@ -246,9 +246,8 @@ def outcome(
     )
 
 
-def _project_of(program: str) -> Path | None:
-    """The project whose console script `program` is (`<project>/.venv/bin/<package>`)."""
-    path = Path(program)
+def _project_of(path: Path) -> Path | None:
+    """The project whose console script `path` is (`<project>/.venv/bin/<package>`)."""
     project = path.parents[2] if len(path.parents) > 2 else None
     is_script = project and path.parent == project / ".venv" / "bin"
     return (
