@@ -10,12 +10,11 @@ the connectors are registered without verifying their credentials (as `stack` al
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import cli_calls, render, run
+from conftest import cli_calls, outcome, render, run
 
 pytestmark = pytest.mark.lifecycle
 
@@ -116,13 +115,7 @@ def test_without_cloud_credentials_registration_stops_with_one_line(variant):
     cloud_names = ("AWS_", "AZURE_", "GCP_")
     environment = {k: v for k, v in os.environ.items() if not k.startswith(cloud_names)}
     environment.update({k: v for k, v in CLOUD_ENV.items() if k.startswith("MLFLOW_")})
-    result = subprocess.run(
-        [f".venv/bin/{package}", "stack", "production"],
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
+    result = outcome([f".venv/bin/{package}", "stack", "production"], project, environment)
     assert result.returncode == 1
     variables = ", ".join(MISSING[name])
     connector = f"{package.replace('_', '-')}-{CLOUD[name]}"
