@@ -38,15 +38,15 @@ os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 SLOWEST_FIRST = [
     "test_faults",
     "test_ci",
-    "test_pipeline_serving",
     "test_team_tracker",
-    "test_monitoring",
     "test_tensorflow",
     "test_model_lifecycle",
-    "test_zenml_server",
+    "test_monitoring",
     "test_spark",
-    "test_data_sources",
     "test_stacks",
+    "test_data_sources",
+    "test_pipeline_serving",
+    "test_zenml_server",
     "test_update",
     "test_regression",
     "test_lifecycle",
@@ -54,9 +54,9 @@ SLOWEST_FIRST = [
     "test_remote_serving",
     "test_validators",
     "test_fuzz_answers",
-    "test_docs",
     "test_team_docs",
     "test_render",
+    "test_docs",
 ]
 
 
