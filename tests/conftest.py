@@ -91,7 +91,7 @@ def copy_working_tree(folder: Path) -> Path:
 
 
 # Copier compiles every file, path and answer of the template with Jinja again at each render
-# (about 1,500 compilations: 0.7 s of a 1.1 s render, ~130 renders a session). Compiling is a
+# (about 1,500 compilations: 0.7 s of a 1.1 s render, over 100 renders a session). Compiling is a
 # pure function of the source and the options that shape the generated code, so each test
 # process compiles each source once.
 _jinja_compile = jinja2.Environment.compile
